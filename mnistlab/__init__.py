@@ -1,0 +1,14 @@
+"""mnistlab: the library behind the book *Looking inside an MNIST network*.
+
+One module per concept:
+
+* :mod:`mnistlab.scalar` — a micrograd-style scalar autograd engine (chapter 1)
+* :mod:`mnistlab.data` — MNIST as in-memory tensors with a fixed split
+* :mod:`mnistlab.models` — the MLP with named hook points
+* :mod:`mnistlab.hooks` — reading and editing activations by name
+* :mod:`mnistlab.train` — SGD training, cached on disk by :mod:`mnistlab.cache`
+* :mod:`mnistlab.analysis` — pure functions from tensors to results
+* :mod:`mnistlab.plots` and :mod:`mnistlab.style` — figures, apart from computing
+"""
+
+__version__ = "0.1.0"

