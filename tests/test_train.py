@@ -1,0 +1,59 @@
+"""Training: reproducibility, history and config checks."""
+
+import pytest
+import torch
+
+from mnistlab.models import ModelConfig
+from mnistlab.train import TrainConfig, evaluate, train
+
+
+def small_run(data, **kwargs):
+    return train(ModelConfig(hidden=(16, 8)), TrainConfig(epochs=2, **kwargs), data, progress=False)
+
+
+def test_same_seed_gives_bit_identical_weights(data):
+    a, b = small_run(data, seed=3), small_run(data, seed=3)
+    for (name, wa), (_, wb) in zip(a.model.state_dict().items(), b.model.state_dict().items()):
+        assert torch.equal(wa, wb), name
+    assert a.history == b.history
+
+
+def test_different_seed_gives_different_weights(data):
+    a, b = small_run(data, seed=0), small_run(data, seed=1)
+    assert not torch.equal(a.model.fc1.weight, b.model.fc1.weight)
+
+
+def test_history_has_one_entry_per_epoch_plus_init(data):
+    run = small_run(data)
+    assert set(run.history) == {"train_loss", "train_acc", "test_loss", "test_acc"}
+    assert all(len(v) == 3 for v in run.history.values())
+    assert run.history["train_loss"][-1] < run.history["train_loss"][0]
+    assert run.final_test_acc == run.history["test_acc"][-1]
+
+
+def test_history_matches_evaluate(data):
+    run = small_run(data)
+    loss, acc = evaluate(run.model, data.x_test, data.y_test)
+    assert acc == run.history["test_acc"][-1]
+    assert loss == pytest.approx(run.history["test_loss"][-1], rel=1e-6)
+
+
+def test_callbacks_see_every_epoch(data):
+    seen = []
+    callbacks = [lambda epoch, model: seen.append(epoch)]
+    train(ModelConfig(hidden=(8,)), TrainConfig(epochs=3), data, callbacks=callbacks, progress=False)
+    assert seen == [0, 1, 2, 3]
+
+
+def test_learns_something(data):
+    run = train(ModelConfig(), TrainConfig(epochs=3), data, progress=False)
+    assert run.final_test_acc > 0.8
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [({"lr": -0.1}, "lr"), ({"lr": 0}, "lr"), ({"epochs": -1}, "epochs"), ({"batch_size": 0}, "batch_size")],
+)
+def test_invalid_train_config(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        TrainConfig(**kwargs)
