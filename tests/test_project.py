@@ -75,3 +75,21 @@ def test_book_builds_without_warnings(tmp_path):
         assert "Traceback" not in page, f"{name}.html shows a traceback"
     figures = list((html / "_images").glob("*.png"))
     assert len(figures) >= 8, f"expected the chapters' figures in _images, found {len(figures)}"
+
+
+def test_every_page_is_marked_outdated_on_every_build():
+    """The local extension re-reads unchanged pages, so each build re-executes them."""
+    sys.path.insert(0, str(BOOK / "_ext"))
+    try:
+        import reexecute
+    finally:
+        sys.path.remove(str(BOOK / "_ext"))
+
+    class Env:
+        found_docs = {"intro", "a", "b", "c"}
+
+    outdated = reexecute._every_page(None, Env(), added={"a"}, changed={"b"}, removed=set())
+    assert outdated == ["c", "intro"]
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    assert config["execute"]["execute_notebooks"] == "force"
+    assert config["sphinx"]["local_extensions"] == {"reexecute": "book/_ext"}
