@@ -60,6 +60,11 @@ class ModelConfig:
         """Hook point names of the hidden layers' activations: ``["fc1_post", "fc2_post", ...]``."""
         return [f"fc{i}_post" for i in range(1, len(self.hidden) + 1)]
 
+    @property
+    def weight_names(self) -> list[str]:
+        """Names of the linear layers' weight matrices: ``["fc1.weight", ..., "out.weight"]``."""
+        return [f"fc{i}.weight" for i in range(1, len(self.hidden) + 1)] + ["out.weight"]
+
 
 class MLP(nn.Module):
     """A ReLU multilayer perceptron for 28×28 digits with a hook point at every site."""
@@ -112,6 +117,21 @@ def flatten_images(x: torch.Tensor) -> torch.Tensor:
     if x.shape[1:] in ((N_INPUTS,), (28, 28), (1, 28, 28)):
         return x.reshape(len(x), N_INPUTS)
     raise ValueError(f"expected images of shape (B, 784), (B, 28, 28) or (B, 1, 28, 28), got {tuple(x.shape)}")
+
+
+def input_weights(model: MLP, layer: str) -> torch.Tensor | None:
+    """The incoming weights (width, 784) of a hidden layer that reads the pixels, else None.
+
+    Row ``u`` is what unit ``u`` of ``fc1_post`` computes a weighted sum of: reshaped to
+    28 × 28 it shows which pixels push the unit up (positive) or down (negative).
+    Deeper layers read other units, not pixels, and have no such picture.
+    """
+    valid = model.config.layer_names
+    if layer not in valid:
+        raise KeyError(f"unknown layer {layer!r}; the hidden layers of this model are {valid}")
+    if layer != valid[0]:
+        return None
+    return model.fc1.weight.detach().cpu().clone()
 
 
 def build_model(config: ModelConfig, x_train: torch.Tensor | None = None) -> MLP:

@@ -163,3 +163,320 @@ def computation_graph(root: Value, ax: Axes | None = None) -> Figure:
     ax.set_aspect("equal")
     ax.axis("off")
     return fig
+
+
+# ---------------------------------------------------------------------------
+# Chapter 3: a network's units over training.
+# ---------------------------------------------------------------------------
+
+
+def activation_ridges(
+    snapshots: Mapping[str, torch.Tensor], epochs: Sequence[int], bins: int = 40
+) -> Figure:
+    """One panel per layer: the distribution of its positive activations at chosen epochs.
+
+    Each ridge is a histogram (density) of the activations that are > 0, over all
+    units and inputs; its label gives the share of activations that are exactly 0
+    (the ReLU's flat side), which a histogram would squash into one spike.
+
+    Args:
+        snapshots: ``{layer: (E, N, D)}``, e.g. ``run.snapshots``.
+        epochs: which epochs to draw, bottom to top.
+    """
+    style.apply()
+    fig, axes = plt.subplots(1, len(snapshots), figsize=(style.WIDTH, style.WIDTH * 0.55), squeeze=False)
+    colors = plt.get_cmap(style.SEQUENTIAL)(np.linspace(0.0, 0.9, len(epochs)))
+    for ax, (layer, snaps) in zip(axes[0], snapshots.items()):
+        values = [np.asarray(snaps[e].float()).ravel() for e in epochs]
+        top = max(np.quantile(v[v > 0], 0.995) for v in values if (v > 0).any())
+        edges = np.linspace(0, top, bins + 1)
+        for i, v in enumerate(values):
+            dens, _ = np.histogram(v[v > 0], bins=edges, density=True)
+            dens = dens / max(dens.max(), 1e-12) * 0.9  # each ridge scaled to its own height
+            centers = (edges[:-1] + edges[1:]) / 2
+            ax.fill_between(centers, i, i + dens, color=colors[i], alpha=0.8, lw=0)
+            ax.plot(centers, i + dens, color="k", lw=0.5)
+            ax.text(top * 1.02, i + 0.1, f"{(v == 0).mean():.0%} zero", fontsize=8, va="bottom")
+        ax.set_yticks(range(len(epochs)), [f"epoch {e}" for e in epochs])
+        ax.set(xlabel="activation (> 0)", title=layer, xlim=(0, top * 1.3))
+        ax.spines["left"].set_visible(False)
+    return fig
+
+
+def firing_over_training(firing: Mapping[str, torch.Tensor], dead: Mapping[str, torch.Tensor]) -> Figure:
+    """Left: each unit's firing rate over epochs (thin) and the layer's mean (thick).
+    Right: the number of dead units per layer over epochs.
+
+    Args:
+        firing: ``{layer: (E, D)}`` firing rates; dead: ``{layer: (E,)}`` dead-unit counts.
+    """
+    style.apply()
+    fig, (ax_f, ax_d) = plt.subplots(1, 2, figsize=(style.WIDTH, style.WIDTH * 0.38))
+    layer_colors = ("#1b9e77", "#7570b3", "#d95f02", "#e7298a")
+    for (layer, rates), color in zip(firing.items(), layer_colors):
+        r = 100 * np.asarray(rates)
+        epochs = np.arange(len(r))
+        ax_f.plot(epochs, r, color=color, lw=0.5, alpha=0.35)
+        ax_f.plot(epochs, r.mean(1), color=color, lw=2.2, label=f"{layer} (mean)")
+        ax_d.plot(epochs, np.asarray(dead[layer]), color=color, marker=".", label=layer)
+    ax_f.set(xlabel="epoch", ylabel="firing rate (% of test images)", ylim=(0, 100))
+    ax_f.legend(loc="lower right")
+    ax_d.set(xlabel="epoch", ylabel="dead units (count)")
+    ax_d.yaxis.get_major_locator().set_params(integer=True)
+    ax_d.set_ylim(bottom=-0.2)
+    ax_d.legend(loc="upper right")
+    return fig
+
+
+def epoch_unit_heatmaps(mean: Mapping[str, torch.Tensor], std: Mapping[str, torch.Tensor]) -> Figure:
+    """Epoch × unit heatmaps of each unit's mean activation (top) and its spread (bottom).
+
+    Args:
+        mean, std: ``{layer: (E, D)}``.
+    """
+    style.apply()
+    layers = list(mean)
+    widths = [mean[layer].shape[1] for layer in layers]
+    fig, axes = plt.subplots(2, len(layers), figsize=(style.WIDTH, style.WIDTH * 0.75), squeeze=False,
+                             gridspec_kw={"width_ratios": widths})
+    for col, layer in enumerate(layers):
+        for row, (stat, label) in enumerate(((mean, "mean"), (std, "standard deviation"))):
+            ax = axes[row, col]
+            im = ax.imshow(np.asarray(stat[layer]), cmap=style.SEQUENTIAL, aspect="auto", interpolation="nearest")
+            ax.set(xlabel="unit", ylabel="epoch", title=f"{layer}: {label}")
+            fig.colorbar(im, ax=ax, shrink=0.8, label="activation")
+    return fig
+
+
+def preference_stability(changed: Mapping[str, torch.Tensor], profile_r: Mapping[str, torch.Tensor]) -> Figure:
+    """Left: units whose preferred class changed since the epoch before, per epoch.
+    Right: the median (and range) over units of the class-profile correlation with the epoch before.
+
+    Args:
+        changed: ``{layer: (E - 1, D) bool}``; profile_r: ``{layer: (E - 1, D)}`` (NaN for dead units).
+    """
+    style.apply()
+    fig, (ax_c, ax_r) = plt.subplots(1, 2, figsize=(style.WIDTH, style.WIDTH * 0.38))
+    layer_colors = ("#1b9e77", "#7570b3", "#d95f02", "#e7298a")
+    n = len(changed)
+    for i, ((layer, ch), color) in enumerate(zip(changed.items(), layer_colors)):
+        counts = np.asarray(ch).sum(1)
+        epochs = np.arange(1, len(counts) + 1)
+        ax_c.bar(epochs + (i - (n - 1) / 2) * 0.8 / n, counts, width=0.8 / n, color=color, label=layer)
+        r = np.asarray(profile_r[layer], dtype=float)
+        ax_r.plot(epochs, np.nanmedian(r, 1), color=color, marker=".", label=f"{layer} (median)")
+        ax_r.fill_between(epochs, np.nanmin(r, 1), np.nanmax(r, 1), color=color, alpha=0.15)
+    ax_c.set(xlabel="epoch", ylabel="units whose preferred digit changed")
+    ax_c.legend()
+    ax_r.set(xlabel="epoch", ylabel="correlation of class profile\nwith the epoch before", ylim=(-1.05, 1.05))
+    ax_r.axhline(0, color="k", lw=0.5)
+    ax_r.legend(loc="lower right")
+    return fig
+
+
+def gradient_norms(norms: Mapping[str, Sequence[float]]) -> Figure:
+    """Mean gradient norm of each weight matrix during each epoch (log scale)."""
+    fig, ax = _new(None, (style.WIDTH * 0.6, style.WIDTH * 0.38))
+    for name, values in norms.items():
+        ax.plot(np.arange(1, len(values) + 1), values, marker=".", label=name)
+    ax.set(xlabel="epoch", ylabel="mean gradient norm per step", yscale="log")
+    ax.legend()
+    return fig
+
+
+def weight_images(weights: torch.Tensor, ncols: int = 8, titles: Sequence[str] | None = None) -> Figure:
+    """Each row of ``weights`` (D, 784) as a 28 × 28 image, red positive, blue negative.
+
+    Every image has its own symmetric colour scale (± its largest absolute weight), so
+    white is always exactly zero and the pattern of each unit is visible whatever its size.
+    """
+    style.apply()
+    w = np.asarray(weights, dtype=np.float32).reshape(len(weights), 28, 28)
+    nrows = int(np.ceil(len(w) / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(style.WIDTH, style.WIDTH / ncols * nrows * 1.15), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i < len(w):
+            lim = np.abs(w[i]).max()
+            ax.imshow(w[i], cmap=style.DIVERGING, vmin=-lim, vmax=lim)
+            ax.set_title(titles[i] if titles is not None else f"unit {i}", fontsize=8)
+    return fig
+
+
+# ---------------------------------------------------------------------------
+# Chapter 4: which units care about which digit.
+# ---------------------------------------------------------------------------
+
+
+def class_mean_heatmaps(means: Mapping[str, torch.Tensor]) -> Figure:
+    """For each layer, unit × digit mean activations, each unit's row divided by its maximum.
+
+    Dividing each row by its largest value puts every unit on the same 0–1 scale, so a
+    row with one bright cell is a selective unit and an evenly bright row a class-blind
+    one. Dead units (all zero) are left blank and marked.
+
+    Args:
+        means: ``{layer: (D, C)}`` from :func:`mnistlab.analysis.class_means`.
+    """
+    style.apply()
+    layers = list(means)
+    fig, axes = plt.subplots(1, len(layers), figsize=(style.WIDTH, style.WIDTH * 0.62), squeeze=False)
+    for ax, layer in zip(axes[0], layers):
+        m = np.asarray(means[layer], dtype=float)
+        top = m.max(1, keepdims=True)
+        rel = np.where(top > 0, m / np.where(top > 0, top, 1), np.nan)
+        im = ax.imshow(rel, cmap=style.SEQUENTIAL, vmin=0, vmax=1, aspect="auto", interpolation="nearest")
+        for u in np.flatnonzero(top[:, 0] <= 0):
+            ax.text(4.5, u, "dead", ha="center", va="center", fontsize=7)
+        ax.set(xlabel="digit", ylabel="unit", title=layer, xticks=range(m.shape[1]))
+        for t, label in enumerate(ax.get_xticklabels()):
+            label.set_color(style.digit_color(t))
+    fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8, label="class mean / unit's largest class mean")
+    return fig
+
+
+def auc_heatmaps(auc: Mapping[str, torch.Tensor]) -> Figure:
+    """For each layer, unit × digit one-vs-rest AUC, diverging around 0.5 (no preference)."""
+    style.apply()
+    fig, axes = plt.subplots(1, len(auc), figsize=(style.WIDTH, style.WIDTH * 0.62), squeeze=False)
+    for ax, (layer, a) in zip(axes[0], auc.items()):
+        im = ax.imshow(np.asarray(a), cmap=style.DIVERGING, vmin=0, vmax=1, aspect="auto", interpolation="nearest")
+        ax.set(xlabel="digit", ylabel="unit", title=layer, xticks=range(a.shape[1]))
+        for t, label in enumerate(ax.get_xticklabels()):
+            label.set_color(style.digit_color(t))
+    fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8, label="one-vs-rest AUC (0.5 = no preference)")
+    return fig
+
+
+def selectivity_summary(si: Mapping[str, torch.Tensor], driving: Mapping[str, torch.Tensor]) -> Figure:
+    """Left: histogram of the selectivity index per layer (dead units left out).
+    Right: how many digits drive each unit (share of the layer's units)."""
+    style.apply()
+    fig, (ax_s, ax_p) = plt.subplots(1, 2, figsize=(style.WIDTH, style.WIDTH * 0.38))
+    layer_colors = ("#1b9e77", "#7570b3", "#d95f02", "#e7298a")
+    n = len(si)
+    for i, ((layer, s), color) in enumerate(zip(si.items(), layer_colors)):
+        s = np.asarray(s, dtype=float)
+        ax_s.hist(s[~np.isnan(s)], bins=np.linspace(0, 1, 21), color=color, alpha=0.55, label=layer)
+        counts = np.bincount(np.asarray(driving[layer]), minlength=11)[1:11]
+        share = 100 * counts / len(driving[layer])
+        ax_p.bar(np.arange(1, 11) + (i - (n - 1) / 2) * 0.8 / n, share, width=0.8 / n, color=color, label=layer)
+    ax_s.set(xlabel="selectivity index", ylabel="units (count)")
+    ax_s.legend()
+    ax_p.set(xlabel="digits driving the unit (≥ half its top class mean)", ylabel="share of units (%)",
+             xticks=range(1, 11))
+    ax_p.legend()
+    return fig
+
+
+def selectivity_over_training(si: Mapping[str, torch.Tensor]) -> Figure:
+    """Median selectivity index of each layer per epoch, with the range between the
+    25th and 75th percentiles shaded (dead units left out).
+
+    Args:
+        si: ``{layer: (E, D)}`` selectivity indices per epoch (NaN for dead units).
+    """
+    fig, ax = _new(None, (style.WIDTH * 0.6, style.WIDTH * 0.38))
+    layer_colors = ("#1b9e77", "#7570b3", "#d95f02", "#e7298a")
+    for (layer, s), color in zip(si.items(), layer_colors):
+        s = np.asarray(s, dtype=float)
+        epochs = np.arange(len(s))
+        ax.plot(epochs, np.nanmedian(s, 1), color=color, marker=".", label=f"{layer} (median)")
+        ax.fill_between(epochs, np.nanpercentile(s, 25, 1), np.nanpercentile(s, 75, 1), color=color, alpha=0.2)
+    ax.set(xlabel="epoch", ylabel="selectivity index", ylim=(0, 1))
+    ax.legend()
+    return fig
+
+
+def embeddings(
+    points: Mapping[str, torch.Tensor], labels: torch.Tensor, scores: Mapping[str, float] | None = None,
+    ncols: int = 3,
+) -> Figure:
+    """2-D embeddings side by side, each point in its digit's colour.
+
+    Args:
+        points: ``{panel title: (N, 2)}``.
+        scores: optional ``{panel title: silhouette}``, printed under each title.
+    """
+    style.apply()
+    nrows = int(np.ceil(len(points) / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(style.WIDTH, style.WIDTH / ncols * nrows * 1.08), squeeze=False)
+    colors = np.array(style.DIGIT_COLORS)[np.asarray(labels)]
+    for ax, (title, p) in zip(axes.flat, points.items()):
+        p = np.asarray(p)
+        ax.scatter(p[:, 0], p[:, 1], c=colors, s=2, alpha=0.7, linewidths=0, rasterized=True)
+        if scores is not None and title in scores:
+            title = f"{title}\nsilhouette {scores[title]:.2f}"
+        ax.set_title(title, fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    for ax in axes.flat[len(points):]:
+        ax.axis("off")
+    handles = [plt.Line2D([], [], ls="", marker="o", color=c, label=str(d)) for d, c in enumerate(style.DIGIT_COLORS)]
+    fig.legend(handles=handles, loc="outside lower center", ncols=10, title="digit", frameon=False)
+    return fig
+
+
+def subspace_silhouettes(results: Mapping[str, Mapping[str, object]]) -> Figure:
+    """Silhouette of chosen unit subsets against random subsets of the same size.
+
+    One panel per layer; for each subset size k, the spread of the random draws as a
+    box (whiskers: 5th–95th percentile) and each chosen subset as a marker.
+
+    Args:
+        results: ``{layer: {label: SubspaceScores}}`` from
+            :func:`mnistlab.embed.subspace_silhouettes`, one entry per way of choosing;
+            all entries of a layer share the same ks and random draws.
+    """
+    style.apply()
+    fig, axes = plt.subplots(1, len(results), figsize=(style.WIDTH, style.WIDTH * 0.4), squeeze=False)
+    markers = ("D", "o", "s", "^")
+    for ax, (layer, by_rule) in zip(axes[0], results.items()):
+        first = next(iter(by_rule.values()))
+        ks = np.asarray(first.ks)
+        ax.boxplot(np.asarray(first.random).T, positions=range(len(ks)), whis=(5, 95), widths=0.5, showfliers=False,
+                   patch_artist=True, boxprops={"facecolor": "#dddddd"}, medianprops={"color": "k"})
+        for (label, res), marker in zip(by_rule.items(), markers):
+            ax.plot(range(len(ks)), np.asarray(res.chosen), marker=marker, ls="--", label=label)
+        ax.set_xticks(range(len(ks)), [str(k) for k in ks])
+        ax.set(xlabel="units kept (k)", ylabel="silhouette", title=layer)
+        ax.legend(fontsize=8)
+    return fig
+
+
+def neuron_card(layer: str, profile, images: torch.Tensor, labels: torch.Tensor,
+                weights: torch.Tensor | None = None) -> Figure:
+    """A one-figure summary of one unit: what drives it, how selective it is, what it looks at.
+
+    Args:
+        layer: the hook point name, for the title.
+        profile: a :class:`mnistlab.analysis.UnitProfile`.
+        images, labels: the inputs the profile was computed on (to show its top inputs).
+        weights: the unit's incoming pixel weights (784,), for a first-layer unit.
+    """
+    style.apply()
+    k = len(profile.top_inputs)
+    fig = plt.figure(figsize=(style.WIDTH, style.WIDTH * 0.5))
+    grid = fig.add_gridspec(2, max(k, 4), height_ratios=[1.6, 1])
+    ax_bar = fig.add_subplot(grid[0, : max(k, 4) // 2 + (1 if weights is None else 0) + 1])
+    means = np.asarray(profile.class_means)
+    ax_bar.bar(range(len(means)), means, color=style.DIGIT_COLORS[: len(means)])
+    ax_bar.set(xlabel="digit", ylabel="mean activation", xticks=range(len(means)))
+    si = "undefined (dead)" if np.isnan(profile.selectivity) else f"{profile.selectivity:.2f}"
+    ax_bar.set_title(f"{layer} unit {profile.unit}: selectivity {si}, fires on {profile.firing_rate:.0%}",
+                     loc="left", fontsize=10)
+    if weights is not None:
+        ax_w = fig.add_subplot(grid[0, -2:])
+        w = np.asarray(weights, dtype=np.float32).reshape(28, 28)
+        lim = np.abs(w).max()
+        ax_w.imshow(w, cmap=style.DIVERGING, vmin=-lim, vmax=lim)
+        ax_w.set_title("incoming weights", fontsize=9)
+        ax_w.axis("off")
+    imgs = _as_images(images[profile.top_inputs])
+    for i in range(k):
+        ax = fig.add_subplot(grid[1, i])
+        ax.imshow(imgs[i], cmap=style.IMAGE, vmin=0, vmax=1)
+        d = int(labels[profile.top_inputs[i]])
+        ax.set_title(f"{d}: {float(profile.top_values[i]):.1f}", color=style.digit_color(d), fontsize=8)
+        ax.axis("off")
+    return fig

@@ -23,6 +23,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 
 import torch
@@ -31,11 +32,15 @@ from torch import nn
 
 import mnistlab.hooks
 import mnistlab.models
+import mnistlab.record
 from mnistlab.cache import ModelCache, cache_key, source_fingerprint
 from mnistlab.data import Dataset
 from mnistlab.models import MLP, ModelConfig, build_model
+from mnistlab.record import ActivationRecorder, GradientNormRecorder
 
 ENV_PROGRESS = "MNISTLAB_PROGRESS"
+# Prefixes of the tensors of a cache entry: the model's state dict, and the snapshots.
+MODEL, SNAPSHOT = "model.", "snapshot."
 HISTORY_KEYS = ("train_loss", "train_acc", "test_loss", "test_acc")
 
 
@@ -59,6 +64,8 @@ class TrainConfig:
 
 
 # Called with (epoch, model) after initialisation (epoch 0) and after every epoch.
+# A callback that also has a method ``attach(model)`` returning a context manager is
+# attached for the whole training loop (see mnistlab.record.GradientNormRecorder).
 EpochCallback = Callable[[int, nn.Module], None]
 
 
@@ -69,6 +76,11 @@ class TrainedModel:
     ``history[k][e]`` is the value after epoch ``e`` (``e = 0``: at initialisation),
     measured in eval mode on the whole split, for ``k`` in ``train_loss``,
     ``train_acc``, ``test_loss``, ``test_acc``.
+
+    From :func:`load_or_train` it also carries what was recorded while it trained:
+    ``snapshots[layer]`` (epochs + 1, N_test, width) float16 activations of each
+    hidden layer on the whole test split, and ``grad_norms[param]`` the mean norm of
+    each weight's gradient during each epoch (epochs values).
     """
 
     model: MLP
@@ -77,6 +89,8 @@ class TrainedModel:
     history: dict[str, list[float]]
     train_seconds: float
     from_cache: bool = False
+    snapshots: dict[str, torch.Tensor] = dataclasses.field(default_factory=dict)
+    grad_norms: dict[str, list[float]] = dataclasses.field(default_factory=dict)
 
     @property
     def final_test_acc(self) -> float:
@@ -139,31 +153,35 @@ def train(
             cb(epoch, model)
 
     start = time.perf_counter()
-    end_of_epoch(0)
     epochs = range(1, train_config.epochs + 1)
     if _show_progress(progress):
         from tqdm import tqdm
 
         epochs = tqdm(epochs, desc="training", unit="epoch", file=sys.stderr, leave=False)
     n = len(y_train)
-    for epoch in epochs:
-        model.train()
-        order = torch.randperm(n, generator=shuffle).to(device)
-        for i in range(0, n, train_config.batch_size):
-            idx = order[i : i + train_config.batch_size]
-            loss = F.cross_entropy(model(x_train[idx]), y_train[idx])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-        end_of_epoch(epoch)
-        if hasattr(epochs, "set_postfix"):
-            epochs.set_postfix(test_acc=f"{history['test_acc'][-1]:.3f}")
+    with ExitStack() as attached:  # training-time hooks, removed even if training fails
+        for cb in callbacks:
+            if hasattr(cb, "attach"):
+                attached.enter_context(cb.attach(model))
+        end_of_epoch(0)
+        for epoch in epochs:
+            model.train()
+            order = torch.randperm(n, generator=shuffle).to(device)
+            for i in range(0, n, train_config.batch_size):
+                idx = order[i : i + train_config.batch_size]
+                loss = F.cross_entropy(model(x_train[idx]), y_train[idx])
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+            end_of_epoch(epoch)
+            if hasattr(epochs, "set_postfix"):
+                epochs.set_postfix(test_acc=f"{history['test_acc'][-1]:.3f}")
     model.eval()
     return TrainedModel(model, model_config, train_config, history, time.perf_counter() - start)
 
 
 # The modules whose source decides what a training run produces.
-TRAINING_CODE = (mnistlab.models, mnistlab.hooks, sys.modules[__name__])
+TRAINING_CODE = (mnistlab.models, mnistlab.hooks, mnistlab.record, sys.modules[__name__])
 
 
 def model_key(model_config: ModelConfig, train_config: TrainConfig, data: Dataset) -> str:
@@ -189,26 +207,47 @@ def load_or_train(
     cache: ModelCache | None = None,
     progress: bool | None = None,
 ) -> TrainedModel:
-    """The trained model for these configs and data: from the cache, or trained and cached."""
+    """The trained model for these configs and data: from the cache, or trained and cached.
+
+    A training run records, and the cache keeps with the weights, a float16 snapshot
+    of every hidden layer on the whole test split after every epoch, and the mean
+    gradient norm of every weight per epoch (see :class:`TrainedModel`), so later
+    chapters read the training dynamics without training again.
+    """
     cache = cache or ModelCache()
     key = model_key(model_config, train_config, data)
 
     def build():
-        run = train(model_config, train_config, data, progress=progress)
+        activations = ActivationRecorder(data.x_test, model_config.layer_names)
+        gradients = GradientNormRecorder(model_config.weight_names)
+        run = train(model_config, train_config, data, callbacks=[activations, gradients], progress=progress)
         meta = {
             "model_config": _as_json(model_config),
             "train_config": _as_json(train_config),
             "data": {"source": data.source, "fingerprint": data.fingerprint},
             "history": run.history,
+            "grad_norms": gradients.norms,
             "train_seconds": run.train_seconds,
         }
-        return run.model.state_dict(), meta
+        tensors = {f"{MODEL}{k}": v for k, v in run.model.state_dict().items()}
+        tensors |= {f"{SNAPSHOT}{k}": v for k, v in activations.snapshots.items()}
+        return tensors, meta
 
     tensors, meta, was_cached = cache.get_or_build(key, build)
     for name, config in (("model_config", model_config), ("train_config", train_config)):
         if meta[name] != _as_json(config):
             raise RuntimeError(f"model cache entry {key[:12]}… holds a {name} other than the one asked for")
     model = MLP(model_config)
-    model.load_state_dict(tensors)
+    model.load_state_dict({k.removeprefix(MODEL): v for k, v in tensors.items() if k.startswith(MODEL)})
     model.to(train_config.device).eval()
-    return TrainedModel(model, model_config, train_config, meta["history"], meta["train_seconds"], was_cached)
+    snapshots = {name: tensors[f"{SNAPSHOT}{name}"] for name in model_config.layer_names}
+    return TrainedModel(
+        model,
+        model_config,
+        train_config,
+        meta["history"],
+        meta["train_seconds"],
+        was_cached,
+        snapshots=snapshots,
+        grad_norms=meta["grad_norms"],
+    )
