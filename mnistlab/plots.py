@@ -224,7 +224,7 @@ def firing_over_training(firing: Mapping[str, torch.Tensor], dead: Mapping[str, 
     ax_d.set(xlabel="epoch", ylabel="dead units (count)")
     ax_d.yaxis.get_major_locator().set_params(integer=True)
     ax_d.set_ylim(bottom=-0.2)
-    ax_d.legend(loc="upper right")
+    ax_d.legend(loc="center right")
     return fig
 
 
@@ -431,13 +431,14 @@ def subspace_silhouettes(results: Mapping[str, Mapping[str, object]]) -> Figure:
     style.apply()
     fig, axes = plt.subplots(1, len(results), figsize=(style.WIDTH, style.WIDTH * 0.4), squeeze=False)
     markers = ("D", "o", "s", "^")
+    rule_colors = ("#000000", "#a0522d", "#555555", "#8b008b")  # not digit colours: these are not digits
     for ax, (layer, by_rule) in zip(axes[0], results.items()):
         first = next(iter(by_rule.values()))
         ks = np.asarray(first.ks)
         ax.boxplot(np.asarray(first.random).T, positions=range(len(ks)), whis=(5, 95), widths=0.5, showfliers=False,
                    patch_artist=True, boxprops={"facecolor": "#dddddd"}, medianprops={"color": "k"})
-        for (label, res), marker in zip(by_rule.items(), markers):
-            ax.plot(range(len(ks)), np.asarray(res.chosen), marker=marker, ls="--", label=label)
+        for (label, res), marker, color in zip(by_rule.items(), markers, rule_colors):
+            ax.plot(range(len(ks)), np.asarray(res.chosen), marker=marker, ls="--", color=color, label=label)
         ax.set_xticks(range(len(ks)), [str(k) for k in ks])
         ax.set(xlabel="units kept (k)", ylabel="silhouette", title=layer)
         ax.legend(fontsize=8)

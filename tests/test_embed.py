@@ -1,0 +1,75 @@
+"""Embeddings and cluster scores against scikit-learn."""
+
+import numpy as np
+import pytest
+import torch
+from sklearn.decomposition import PCA as SkPCA
+from sklearn.metrics import silhouette_score
+
+from mnistlab import embed
+
+
+def blobs(n=300, d=8, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.arange(n) % 5
+    centers = torch.randn(5, d, generator=g) * 3
+    return centers[labels] + torch.randn(n, d, generator=g), labels
+
+
+def test_pca_matches_sklearn_up_to_sign():
+    x, _ = blobs()
+    ours = embed.pca(x, k=3)
+    sk = SkPCA(n_components=3).fit(x.numpy())
+    np.testing.assert_allclose(ours.explained_variance_ratio.numpy(), sk.explained_variance_ratio_, rtol=1e-4)
+    sk_coords = sk.transform(x.numpy())
+    for i in range(3):
+        sign = np.sign(np.dot(ours.coords[:, i].numpy(), sk_coords[:, i]))
+        np.testing.assert_allclose(ours.coords[:, i].numpy(), sign * sk_coords[:, i], atol=1e-3)
+
+
+def test_pca_signs_are_fixed():
+    x, _ = blobs()
+    a, b = embed.pca(x, 2), embed.pca(-x, 2)  # negating the data flips the SVD's signs
+    comps = a.components
+    assert (comps.gather(1, comps.abs().argmax(1, keepdim=True)) > 0).all()
+    torch.testing.assert_close(a.components, b.components)
+
+
+def test_silhouette_matches_sklearn():
+    x, labels = blobs()
+    assert embed.silhouette(x, labels, chunk=64) == pytest.approx(silhouette_score(x.numpy(), labels.numpy()), abs=1e-6)
+
+
+def test_silhouette_of_a_singleton_class_is_zero_like_sklearn():
+    x = torch.tensor([[0.0], [0.1], [5.0]])
+    labels = torch.tensor([0, 0, 1])
+    assert embed.silhouette(x, labels) == pytest.approx(silhouette_score(x.numpy(), labels.numpy()))
+
+
+def test_silhouette_needs_two_classes():
+    with pytest.raises(ValueError, match="at least two classes"):
+        embed.silhouette(torch.rand(5, 2), torch.zeros(5, dtype=torch.long))
+
+
+def test_covering_units_take_each_class_best_first():
+    scores = torch.tensor([[0.9, 0.1], [0.8, 0.2], [0.1, 0.7], [0.2, 0.95]])  # (D=4, C=2)
+    assert embed.covering_units(scores, 2).tolist() == [0, 3]
+    assert embed.covering_units(scores, 4).tolist() == [0, 3, 1, 2]
+
+
+def test_subspace_silhouettes_finds_the_informative_units():
+    x, labels = blobs(d=4)
+    noise = torch.randn(len(x), 12, generator=torch.Generator().manual_seed(1))
+    acts = torch.cat([x, noise], 1)  # units 0-3 carry the classes, 4-15 are noise
+    res = embed.subspace_silhouettes(acts, labels, torch.arange(16), ks=[4], draws=20)
+    assert res.random.shape == (1, 20)
+    assert res.beats_random().item() == 1.0
+
+
+def test_umap_and_tsne_give_seeded_2d_maps():
+    x, labels = blobs(n=200)
+    a, b = embed.umap(x, seed=0), embed.umap(x, seed=0)
+    assert a.shape == (200, 2) and torch.equal(a, b)
+    t = embed.tsne(x, seed=0, perplexity=10)
+    assert t.shape == (200, 2)
+    assert embed.silhouette(t, labels) > 0.5  # well-separated blobs stay separated

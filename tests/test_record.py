@@ -1,0 +1,94 @@
+"""Recording over training: snapshots equal a manual forward pass; gradients and hooks."""
+
+import pytest
+import torch
+
+from mnistlab.hooks import hook_points
+from mnistlab.models import ModelConfig
+from mnistlab.record import ActivationRecorder, GradientNormRecorder
+from mnistlab.train import TrainConfig, load_or_train, train
+
+
+class WeightsPerEpoch:
+    """Keeps a copy of the model's weights at every epoch."""
+
+    def __init__(self):
+        self.states = []
+
+    def __call__(self, epoch, model):
+        self.states.append({k: v.clone() for k, v in model.state_dict().items()})
+
+
+def test_snapshots_equal_a_manual_forward_pass_at_that_epoch(data):
+    config = ModelConfig(hidden=(16, 8))
+    rec, weights = ActivationRecorder(data.x_test, config.layer_names), WeightsPerEpoch()
+    train(config, TrainConfig(epochs=3), data, callbacks=[rec, weights], progress=False)
+    snaps = rec.snapshots
+    assert snaps["fc1_post"].shape == (4, data.n_test, 16) and snaps["fc1_post"].dtype == torch.float16
+    for epoch in (0, 2, 3):
+        w = weights.states[epoch]
+        h1 = torch.relu(data.x_test @ w["fc1.weight"].T + w["fc1.bias"])  # the forward pass by hand
+        h2 = torch.relu(h1 @ w["fc2.weight"].T + w["fc2.bias"])
+        torch.testing.assert_close(snaps["fc1_post"][epoch].float(), h1, atol=5e-3, rtol=1e-3)
+        torch.testing.assert_close(snaps["fc2_post"][epoch].float(), h2, atol=5e-3, rtol=1e-3)
+
+
+def test_recording_does_not_change_training(data):
+    config, tc = ModelConfig(hidden=(16, 8)), TrainConfig(epochs=2)
+    plain = train(config, tc, data, progress=False)
+    recorded = train(
+        config, tc, data, callbacks=[ActivationRecorder(data.x_test, config.layer_names),
+                                     GradientNormRecorder(config.weight_names)], progress=False,
+    )
+    for k, v in plain.model.state_dict().items():
+        assert torch.equal(v, recorded.model.state_dict()[k]), k
+
+
+def test_gradient_norms_match_a_manual_step(data):
+    config = ModelConfig(hidden=(8, 4))
+    rec = GradientNormRecorder(["fc1.weight"])
+    # One epoch of one batch: the hook sees exactly the gradient of that batch's loss.
+    tc = TrainConfig(epochs=1, batch_size=data.n_train)
+    torch.manual_seed(tc.seed)
+    from mnistlab.models import build_model
+
+    model = build_model(config)
+    loss = torch.nn.functional.cross_entropy(model(data.x_train), data.y_train)
+    loss.backward()
+    train(config, tc, data, callbacks=[rec], progress=False)
+    assert rec.norms["fc1.weight"] == [pytest.approx(model.fc1.weight.grad.norm().item(), rel=1e-5)]
+
+
+def test_gradient_hooks_are_removed_after_training_even_on_error(data):
+    config = ModelConfig(hidden=(8, 4))
+    rec = GradientNormRecorder(config.weight_names)
+    seen = {}
+
+    def explode(epoch, model):
+        seen["model"] = model
+        if epoch == 1:
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        train(config, TrainConfig(epochs=2), data, callbacks=[rec, explode], progress=False)
+    model = seen["model"]
+    assert all(not p._backward_hooks for p in model.parameters())
+    assert all(not hp._forward_hooks for hp in hook_points(model).values())
+
+
+def test_unknown_parameter_is_named(data):
+    rec = GradientNormRecorder(["fc9.weight"])
+    with pytest.raises(KeyError, match="fc9.weight.*fc1.weight"):
+        train(ModelConfig(hidden=(8,)), TrainConfig(epochs=1), data, callbacks=[rec], progress=False)
+
+
+def test_load_or_train_caches_snapshots_and_gradients(data, tmp_cache):
+    config, tc = ModelConfig(hidden=(8, 4)), TrainConfig(epochs=2)
+    first = load_or_train(config, tc, data, cache=tmp_cache, progress=False)
+    again = load_or_train(config, tc, data, cache=tmp_cache, progress=False)
+    assert not first.from_cache and again.from_cache
+    assert list(again.snapshots) == ["fc1_post", "fc2_post"]
+    assert again.snapshots["fc2_post"].shape == (3, data.n_test, 4)
+    for name in config.layer_names:
+        assert torch.equal(first.snapshots[name], again.snapshots[name])
+    assert again.grad_norms == first.grad_norms and len(again.grad_norms["out.weight"]) == 2
