@@ -1,0 +1,347 @@
+"""Causal interventions: edit units at named hook points and see what the network does.
+
+An :class:`Edit` says which units of a hook point to change and how: set them to a
+value (zero, a dataset mean, a class mean, activations of other inputs) or scale
+them. :func:`run_edited` runs inputs through the model with edits in place, in
+batches, and removes every hook afterwards, also on error (it uses
+:func:`mnistlab.hooks.hooks`).
+
+The constructors name the usual interventions:
+
+* :func:`zero_ablation`, :func:`mean_ablation`, :func:`class_mean_ablation`,
+  :func:`resample_ablation` — remove what units carry, replacing it by 0, by its
+  average, by its average over the input's own class, or by its value on other inputs;
+* :func:`scaling` — multiply units by a factor;
+* :func:`patching` — copy units' activations from another run.
+
+Units are indices along dimension 1 of the activation: neurons of an (N, D) layer
+or channels of an (N, C, H, W) layer (a channel is edited at all its positions).
+
+Two batched analyses are built on them: :func:`ablation_table` (every single unit of
+a layer ablated in turn, with per-class accuracy, in a few vectorised passes) and
+:func:`patching_effects` (every single unit patched between pairs of images).
+
+>>> from mnistlab.models import ModelConfig, build_model
+>>> model = build_model(ModelConfig())
+>>> x = torch.rand(4, 784)
+>>> logits = run_edited(model, x, {"fc1_post": zero_ablation([0, 1])})
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from mnistlab.analysis import N_CLASSES
+from mnistlab.hooks import hooks, resolve_names, run_with_cache
+
+
+@dataclass(frozen=True)
+class Edit:
+    """Change units of one hook point.
+
+    Attributes:
+        units: indices along dimension 1 (neurons or channels).
+        value: replacement activations. With ``per_input=False`` one value for every
+            input: shape (k, ...) for k units (a scalar broadcasts). With
+            ``per_input=True`` one per input: (N, k, ...), aligned with the inputs
+            given to :func:`run_edited`. ``None`` keeps the activations and scales them.
+        scale: factor applied when ``value`` is None.
+        per_input: whether ``value`` holds one row per input.
+    """
+
+    units: torch.Tensor
+    value: torch.Tensor | None = None
+    scale: float = 1.0
+    per_input: bool = False
+
+    def apply(self, act: torch.Tensor, rows: slice) -> torch.Tensor:
+        """The edited copy of ``act``, a batch holding the inputs ``rows``."""
+        width = act.shape[1]
+        if len(self.units) and (self.units.min() < 0 or self.units.max() >= width):
+            raise IndexError(
+                f"unit indices {self.units.tolist()} out of range: this hook point has units 0..{width - 1}"
+            )
+        out = act.clone()
+        if self.value is None:
+            out[:, self.units] = act[:, self.units] * self.scale
+            return out
+        value = self.value[rows] if self.per_input else self.value
+        value = value.to(act.device, act.dtype)
+        if self.per_input and len(value) != len(act):
+            raise ValueError(f"per-input values cover {len(value)} inputs, the batch has {len(act)}")
+        out[:, self.units] = value
+        return out
+
+
+def _units(units: Sequence[int] | torch.Tensor | int) -> torch.Tensor:
+    units = torch.as_tensor(units, dtype=torch.long).flatten()
+    if len(units) != len(set(units.tolist())):
+        raise ValueError(f"unit indices must be distinct, got {units.tolist()}")
+    return units
+
+
+def zero_ablation(units: Sequence[int] | torch.Tensor | int) -> Edit:
+    """Set the units to 0."""
+    return Edit(_units(units), value=torch.tensor(0.0))
+
+
+def mean_ablation(units: Sequence[int] | torch.Tensor | int, acts: torch.Tensor) -> Edit:
+    """Set the units to their mean over a reference set ``acts`` (N, D, ...)."""
+    units = _units(units)
+    return Edit(units, value=acts[:, units].float().mean(0))  # (k, ...)
+
+
+def class_mean_ablation(
+    units: Sequence[int] | torch.Tensor | int, acts: torch.Tensor, labels: torch.Tensor, input_labels: torch.Tensor
+) -> Edit:
+    """Set the units, on each input, to their mean over the reference inputs of that input's class.
+
+    Args:
+        acts, labels: the reference set (N_ref, D, ...) and its labels.
+        input_labels: (N,) the class of each input the edit will be run on.
+    """
+    units = _units(units)
+    sub = acts[:, units].float()  # (N_ref, k, ...)
+    present = labels.unique().tolist()
+    missing = sorted(set(input_labels.unique().tolist()) - set(present))
+    if missing:
+        raise ValueError(f"classes {missing} of the inputs have no reference activations")
+    means = torch.stack([sub[labels == c].mean(0) if c in present else torch.zeros_like(sub[0])
+                         for c in range(N_CLASSES)])  # (C, k, ...)
+    return Edit(units, value=means[input_labels], per_input=True)
+
+
+def resample_ablation(units: Sequence[int] | torch.Tensor | int, acts: torch.Tensor, seed: int = 0) -> Edit:
+    """Replace each input's units by their activations on another input (a random derangement).
+
+    ``acts`` are the units' activations on the same inputs the edit will be run on.
+    """
+    units = _units(units)
+    n = len(acts)
+    if n < 2:
+        raise ValueError("resample ablation needs at least two inputs to take activations from")
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    source = torch.empty(n, dtype=torch.long)
+    source[order] = order.roll(-1)  # one cycle through a random order: nobody keeps its own activations
+    return Edit(units, value=acts[source][:, units], per_input=True)
+
+
+def scaling(units: Sequence[int] | torch.Tensor | int, factor: float) -> Edit:
+    """Multiply the units by ``factor``."""
+    return Edit(_units(units), scale=float(factor))
+
+
+def patching(units: Sequence[int] | torch.Tensor | int | None, source: torch.Tensor) -> Edit:
+    """Copy the units' activations from another run, ``source`` (N, D, ...), input by input.
+
+    ``units=None`` patches the whole hook point.
+    """
+    units = torch.arange(source.shape[1]) if units is None else _units(units)
+    return Edit(units, value=source[:, units], per_input=True)
+
+
+@torch.no_grad()
+def run_edited(
+    model: nn.Module, x: torch.Tensor, edits: Mapping[str, Edit | Sequence[Edit]], batch_size: int = 4096
+) -> torch.Tensor:
+    """Logits (N, 10) of ``model`` on ``x`` with the edits applied at their hook points.
+
+    Runs in eval mode and in batches; every hook is removed on return or on error.
+    """
+    resolve_names(model, list(edits))
+    if len(x) == 0:
+        raise ValueError("run_edited needs at least one input, got an empty tensor")
+    as_lists = {name: [e] if isinstance(e, Edit) else list(e) for name, e in edits.items()}
+    rows = slice(0, 0)
+
+    def edit(act: torch.Tensor, name: str) -> torch.Tensor:
+        for e in as_lists[name]:
+            act = e.apply(act, rows)
+        return act
+
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    out = []
+    try:
+        with hooks(model, {name: edit for name in as_lists}):
+            for start in range(0, len(x), batch_size):
+                rows = slice(start, start + batch_size)
+                out.append(model(x[rows].to(device)).cpu())
+    finally:
+        model.train(was_training)
+    return torch.cat(out)
+
+
+# ---------------------------------------------------------------------------
+# Batched analyses
+# ---------------------------------------------------------------------------
+
+
+def _per_class_correct(preds: torch.Tensor, labels: torch.Tensor, n_classes: int) -> torch.Tensor:
+    """(..., N) predictions → (..., C) number correct per class."""
+    onehot = torch.nn.functional.one_hot(labels, n_classes).to(preds.device, torch.float64)  # (N, C)
+    return (preds == labels.to(preds.device)).to(torch.float64) @ onehot
+
+
+@dataclass(frozen=True)
+class AblationTable:
+    """Per-class accuracy with each unit of a layer ablated on its own.
+
+    base: (C,) per-class accuracy of the intact model.
+    ablated: (D, C) per-class accuracy with unit ``u`` replaced.
+    accuracy: (D,) overall accuracy with unit ``u`` replaced; base_accuracy: a float.
+    """
+
+    base: torch.Tensor
+    ablated: torch.Tensor
+    accuracy: torch.Tensor
+    base_accuracy: float
+
+    @property
+    def delta(self) -> torch.Tensor:
+        """(D, C) change in per-class accuracy (negative: the unit was needed)."""
+        return self.ablated - self.base
+
+
+@torch.no_grad()
+def ablation_table(
+    model: nn.Module,
+    x: torch.Tensor,
+    labels: torch.Tensor,
+    layer: str,
+    values: torch.Tensor | None = None,
+    max_rows: int = 65_536,
+    n_classes: int = N_CLASSES,
+) -> AblationTable:
+    """Ablate every unit of ``layer`` on its own and measure per-class accuracy.
+
+    Vectorised: a batch of B inputs is repeated G times (one copy per unit), and a
+    single hook replaces unit ``g`` in copy ``g``; each forward pass then evaluates G
+    ablations on B inputs at once. ``max_rows`` bounds G × B.
+
+    Args:
+        values: the replacement of each unit, (D, ...): zeros (default, zero
+            ablation) or e.g. ``acts.mean(0)`` (mean ablation).
+    """
+    resolve_names(model, layer)
+    _, probe = run_with_cache(model, x[:1], names=[layer])
+    width = probe[layer].shape[1]
+    unit_shape = probe[layer].shape[2:]
+    values = torch.zeros(width, *unit_shape) if values is None else values
+    if values.shape != (width, *unit_shape):
+        raise ValueError(f"values must have shape {(width, *unit_shape)} (one per unit), got {tuple(values.shape)}")
+    if labels.shape != (len(x),):
+        raise ValueError(f"expected labels ({len(x)},), got shape {tuple(labels.shape)}")
+    device = next(model.parameters()).device
+    batch = max(1, min(len(x), max_rows // width))
+    group = max(1, min(width, max_rows // batch))
+    correct = torch.zeros(width, n_classes, dtype=torch.float64)
+    state = {"units": torch.arange(0)}
+
+    def ablate_one_per_copy(act: torch.Tensor, name: str) -> torch.Tensor:
+        units = state["units"]  # (G,) unit ablated in each copy
+        act = act.clone().view(len(units), -1, *act.shape[1:])  # (G, B, D, ...)
+        act[torch.arange(len(units)), :, units] = values[units].to(act)[:, None]
+        return act.view(-1, *act.shape[2:])
+
+    was_training = model.training
+    model.eval()
+    try:
+        with hooks(model, {layer: ablate_one_per_copy}):
+            for start in range(0, len(x), batch):
+                xb, yb = x[start : start + batch].to(device), labels[start : start + batch]
+                for g0 in range(0, width, group):
+                    state["units"] = torch.arange(g0, min(g0 + group, width))
+                    g = len(state["units"])
+                    preds = model(xb.repeat(g, *[1] * (xb.ndim - 1))).argmax(1).view(g, -1)  # (G, B)
+                    correct[state["units"]] += _per_class_correct(preds, yb, n_classes).cpu()
+    finally:
+        model.train(was_training)
+    support = torch.bincount(labels, minlength=n_classes).double()
+    if (support == 0).any():
+        raise ValueError(f"classes {(support == 0).nonzero().flatten().tolist()} have no inputs")
+    base_logits, _ = run_with_cache(model, x, names=[layer])
+    base_correct = _per_class_correct(base_logits.argmax(1), labels, n_classes)
+    return AblationTable(
+        base=base_correct / support,
+        ablated=correct / support,
+        accuracy=correct.sum(1) / len(labels),
+        base_accuracy=(base_correct.sum() / len(labels)).item(),
+    )
+
+
+def logit_diff(logits: torch.Tensor, a: int, b: int) -> torch.Tensor:
+    """(N,) logit of class ``a`` minus logit of class ``b``."""
+    return logits[:, a] - logits[:, b]
+
+
+def normalised_effect(ld_patched: torch.Tensor, ld_clean: torch.Tensor, ld_corrupt: torch.Tensor) -> torch.Tensor:
+    """``(LD_patched - LD_corrupt) / (LD_clean - LD_corrupt)`` of mean logit differences.
+
+    Means are taken over image pairs first (a ratio of means: a single pair whose clean
+    and corrupt runs happen to agree cannot blow it up). Shapes: (..., P) → (...).
+    """
+    denom = ld_clean.mean(-1) - ld_corrupt.mean(-1)
+    if (denom.abs() < 1e-6).any():
+        raise ValueError("clean and corrupted runs have the same mean logit difference; the effect is undefined")
+    return (ld_patched.mean(-1) - ld_corrupt.mean(-1)) / denom
+
+
+@dataclass(frozen=True)
+class PatchingEffects:
+    """Effects of patching each unit (and the whole layer) between image pairs.
+
+    per_unit: (D,) normalised effect of patching unit ``u`` alone; layer: the same for
+    the whole layer; ld_clean, ld_corrupt: (P,) logit differences of the unpatched runs.
+    """
+
+    per_unit: torch.Tensor
+    layer: float
+    ld_clean: torch.Tensor
+    ld_corrupt: torch.Tensor
+
+
+@torch.no_grad()
+def patching_effects(
+    model: nn.Module, clean: torch.Tensor, corrupt: torch.Tensor, a: int, b: int, layer: str, mode: str = "denoise"
+) -> PatchingEffects:
+    """Patch each unit of ``layer`` between paired images and measure the logit difference ``a − b``.
+
+    ``clean[i]`` (a digit ``a``) and ``corrupt[i]`` (a digit ``b``) form pair ``i``.
+
+    * ``denoise``: run the corrupt images with units patched in from the clean run;
+      effect 1 = the clean answer fully restored, 0 = nothing changed.
+    * ``noise``: run the clean images with units patched in from the corrupt run;
+      the same normalised effect, so 1 = unharmed and 0 = fully pushed to the corrupt answer.
+
+    All D single-unit patches are evaluated in one batched pass.
+    """
+    if mode not in ("denoise", "noise"):
+        raise ValueError(f"mode must be 'denoise' or 'noise', got {mode!r}")
+    if clean.shape != corrupt.shape:
+        raise ValueError(f"clean and corrupt images must pair up, got {tuple(clean.shape)} and {tuple(corrupt.shape)}")
+    logits_clean, cache_clean = run_with_cache(model, clean, names=[layer])
+    logits_corrupt, cache_corrupt = run_with_cache(model, corrupt, names=[layer])
+    ld_clean, ld_corrupt = logit_diff(logits_clean, a, b), logit_diff(logits_corrupt, a, b)
+    target, source = (corrupt, cache_clean[layer]) if mode == "denoise" else (clean, cache_corrupt[layer])
+    target_acts = cache_corrupt[layer] if mode == "denoise" else cache_clean[layer]
+    width, pairs = source.shape[1], len(clean)
+    # Copy u of the target batch gets unit u from the source: (D * P) rows in one pass.
+    patched = target_acts.repeat(width, *[1] * (target_acts.ndim - 1)).view(width, pairs, *target_acts.shape[1:])
+    units = torch.arange(width)
+    patched[units, :, units] = source.transpose(0, 1)  # (D, P, ...) ← each unit from the source
+    edit = patching(None, patched.view(width * pairs, *target_acts.shape[1:]))
+    logits = run_edited(model, target.repeat(width, *[1] * (target.ndim - 1)), {layer: edit})
+    ld_patched = logit_diff(logits, a, b).view(width, pairs)
+    whole = run_edited(model, target, {layer: patching(None, source)})
+    return PatchingEffects(
+        per_unit=normalised_effect(ld_patched, ld_clean, ld_corrupt),
+        layer=normalised_effect(logit_diff(whole, a, b), ld_clean, ld_corrupt).item(),
+        ld_clean=ld_clean,
+        ld_corrupt=ld_corrupt,
+    )

@@ -1,0 +1,138 @@
+"""Interventions against oracles: weight surgery, identities, and hooks never left behind."""
+
+import copy
+
+import pytest
+import torch
+
+from mnistlab import analysis
+from mnistlab import interventions as iv
+from mnistlab.hooks import hook_points, run_with_cache
+from mnistlab.models import ModelConfig, build_model
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return build_model(ModelConfig(hidden=(12, 6))).eval()
+
+
+@pytest.fixture(scope="module")
+def batch():
+    g = torch.Generator().manual_seed(1)
+    x = torch.rand(60, 784, generator=g)
+    y = torch.arange(60) % 10
+    return x, y
+
+
+def no_hooks_left(model):
+    return all(not hp._forward_hooks for hp in hook_points(model).values())
+
+
+def test_zero_ablation_equals_zeroing_outgoing_weights(model, batch):
+    x, _ = batch
+    surgery = copy.deepcopy(model)
+    surgery.fc2.weight.data[:, [2, 5]] = 0  # fc1_post units 2 and 5 no longer reach fc2
+    torch.testing.assert_close(iv.run_edited(model, x, {"fc1_post": iv.zero_ablation([2, 5])}), surgery(x))
+
+
+def test_scaling_by_one_and_patching_with_itself_change_nothing(model, batch):
+    x, _ = batch
+    clean, cache = run_with_cache(model, x, names=["fc1_post"])
+    torch.testing.assert_close(iv.run_edited(model, x, {"fc1_post": iv.scaling([0, 3], 1.0)}), clean)
+    torch.testing.assert_close(iv.run_edited(model, x, {"fc1_post": iv.patching(None, cache["fc1_post"])}), clean)
+
+
+def test_patching_a_whole_layer_from_the_clean_run_reproduces_the_clean_logits(model, batch):
+    x, _ = batch
+    clean_x, corrupt_x = x[:30], x[30:]
+    clean, cache = run_with_cache(model, clean_x, names=["fc2_post"])
+    patched = iv.run_edited(model, corrupt_x, {"fc2_post": iv.patching(None, cache["fc2_post"])})
+    torch.testing.assert_close(patched, clean)
+
+
+def test_mean_ablation_of_a_constant_unit_changes_nothing(model, batch):
+    x, _ = batch
+    _, cache = run_with_cache(model, x, names=["fc1_post"])
+    const = cache["fc1_post"].clone()
+    const[:, 4] = 0.7  # a unit that is constant over the reference set...
+    mean_edit = iv.mean_ablation([4], const)
+    as_constant = iv.patching(None, const)
+    # ...is replaced by its mean, which is that constant: the run with the unit held constant is unchanged.
+    torch.testing.assert_close(
+        iv.run_edited(model, x, {"fc1_post": [as_constant, mean_edit]}),
+        iv.run_edited(model, x, {"fc1_post": as_constant}),
+    )
+
+
+def test_class_mean_ablation_uses_each_inputs_own_class(model, batch):
+    x, y = batch
+    _, cache = run_with_cache(model, x, names=["fc1_post"])
+    acts = cache["fc1_post"]
+    edit = iv.class_mean_ablation([1], acts, y, input_labels=y)
+    expected = torch.stack([acts[y == c, 1].mean() for c in range(10)])[y]  # (N,)
+    torch.testing.assert_close(edit.value[:, 0], expected)
+    h1 = acts.clone()
+    h1[:, 1] = expected  # the forward pass by hand, from the edited first layer on
+    by_hand = model.out(torch.relu(model.fc2(h1)))
+    torch.testing.assert_close(iv.run_edited(model, x, {"fc1_post": edit}, batch_size=7), by_hand)  # sliced per batch
+
+
+def test_resample_ablation_never_keeps_an_inputs_own_activations(batch):
+    x, _ = batch
+    acts = torch.arange(60.0)[:, None].repeat(1, 3)
+    edit = iv.resample_ablation([0], acts, seed=3)
+    assert (edit.value[:, 0] != acts[:, 0]).all()
+    assert sorted(edit.value[:, 0].tolist()) == sorted(acts[:, 0].tolist())
+
+
+def test_ablation_table_equals_single_runs(model, batch):
+    x, y = batch
+    table = iv.ablation_table(model, x, y, "fc1_post", max_rows=100)  # forces several passes
+    for unit in (0, 7, 11):
+        preds = iv.run_edited(model, x, {"fc1_post": iv.zero_ablation(unit)}).argmax(1)
+        torch.testing.assert_close(table.ablated[unit], analysis.per_class_accuracy(preds, y))
+    assert table.base_accuracy == pytest.approx(analysis.accuracy(model(x).argmax(1), y))
+    _, cache = run_with_cache(model, x, names=["fc1_post"])
+    means = cache["fc1_post"].mean(0)
+    mean_table = iv.ablation_table(model, x, y, "fc1_post", values=means)
+    preds = iv.run_edited(model, x, {"fc1_post": iv.mean_ablation([7], cache["fc1_post"])}).argmax(1)
+    torch.testing.assert_close(mean_table.ablated[7], analysis.per_class_accuracy(preds, y))
+
+
+def test_patching_effects_match_single_patches(model, batch):
+    x, _ = batch
+    clean, corrupt = x[:10], x[10:20]
+    effects = iv.patching_effects(model, clean, corrupt, 3, 8, "fc1_post")
+    _, cache = run_with_cache(model, clean, names=["fc1_post"])
+    patched = iv.run_edited(model, corrupt, {"fc1_post": iv.patching([5], cache["fc1_post"])})
+    ld = iv.logit_diff(patched, 3, 8)
+    expected = iv.normalised_effect(ld, effects.ld_clean, effects.ld_corrupt)
+    assert effects.per_unit[5].item() == pytest.approx(expected.item(), rel=1e-5)
+    assert effects.layer == pytest.approx(1.0)  # the whole layer restores the clean run
+    noised = iv.patching_effects(model, clean, corrupt, 3, 8, "fc1_post", mode="noise")
+    assert noised.layer == pytest.approx(0.0, abs=1e-5)
+
+
+@pytest.mark.parametrize(
+    "run",
+    [
+        lambda m, x, y: iv.run_edited(m, x, {"fc1_post": iv.zero_ablation([99])}),
+        lambda m, x, y: iv.run_edited(m, x, {"fc1_post": iv.patching(None, torch.zeros(3, 12))}),
+        lambda m, x, y: iv.ablation_table(m, x, y, "fc1_post", values=torch.zeros(5)),
+        lambda m, x, y: iv.patching_effects(m, x[:3], x[:4], 0, 1, "fc1_post"),
+        lambda m, x, y: iv.run_edited(m, x, {"fc9_post": iv.zero_ablation(0)}),
+    ],
+    ids=["unit out of range", "too few patch rows", "wrong value shape", "unpaired images", "unknown hook point"],
+)
+def test_bad_interventions_fail_clearly_and_leave_no_hook(model, batch, run):
+    x, y = batch
+    with pytest.raises((IndexError, ValueError, KeyError)):
+        run(model, x, y)
+    assert no_hooks_left(model)
+
+
+def test_unit_out_of_range_names_the_valid_range(model, batch):
+    x, _ = batch
+    with pytest.raises(IndexError, match=r"units 0\.\.11"):
+        iv.run_edited(model, x, {"fc1_post": iv.zero_ablation([99])})
