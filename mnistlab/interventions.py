@@ -189,6 +189,91 @@ def _per_class_correct(preds: torch.Tensor, labels: torch.Tensor, n_classes: int
 
 
 @dataclass(frozen=True)
+class MaskedAccuracy:
+    """Accuracy with sets of units ablated: one row per mask.
+
+    per_class: (G, C) per-class accuracy; accuracy: (G,) overall accuracy;
+    base: (C,) per-class accuracy of the intact model; base_accuracy: a float.
+    """
+
+    per_class: torch.Tensor
+    accuracy: torch.Tensor
+    base: torch.Tensor
+    base_accuracy: float
+
+
+@torch.no_grad()
+def masked_ablation(
+    model: nn.Module,
+    x: torch.Tensor,
+    labels: torch.Tensor,
+    layer: str,
+    masks: torch.Tensor,
+    values: torch.Tensor | None = None,
+    max_rows: int = 65_536,
+    n_classes: int = N_CLASSES,
+) -> MaskedAccuracy:
+    """Accuracy with the units of each mask ablated together, for many masks at once.
+
+    Vectorised: a batch of B inputs is repeated G times (one copy per mask) and a
+    single hook replaces, in copy ``g``, the units where ``masks[g]`` is True; each
+    forward pass evaluates G ablations on B inputs at once (``max_rows`` bounds G × B).
+
+    Args:
+        masks: (G, D) bool, True = ablate this unit in this copy.
+        values: replacement of each unit, (D, ...): zeros (default, zero ablation)
+            or e.g. ``acts.mean(0)`` (mean ablation).
+    """
+    resolve_names(model, layer)
+    if labels.shape != (len(x),):
+        raise ValueError(f"expected labels ({len(x)},), got shape {tuple(labels.shape)}")
+    support = torch.bincount(labels, minlength=n_classes).double()
+    if (support == 0).any():
+        raise ValueError(f"classes {(support == 0).nonzero().flatten().tolist()} have no inputs")
+    base_logits, probe = run_with_cache(model, x, names=[layer])
+    width, unit_shape = probe[layer].shape[1], probe[layer].shape[2:]
+    values = torch.zeros(width, *unit_shape) if values is None else values
+    if values.shape != (width, *unit_shape):
+        raise ValueError(f"values must have shape {(width, *unit_shape)} (one per unit), got {tuple(values.shape)}")
+    if masks.ndim != 2 or masks.shape[1] != width or masks.dtype != torch.bool:
+        raise ValueError(f"masks must be bool (G, {width}) for this layer, got {masks.dtype} {tuple(masks.shape)}")
+    device = next(model.parameters()).device
+    batch = max(1, min(len(x), max_rows))
+    group = max(1, min(len(masks), max_rows // batch))
+    correct = torch.zeros(len(masks), n_classes, dtype=torch.float64)
+    current = {"masks": masks[:0]}
+    fill = values.to(device)
+
+    def ablate_per_copy(act: torch.Tensor, name: str) -> torch.Tensor:
+        m = current["masks"].to(device)  # (G, D)
+        act = act.view(len(m), -1, *act.shape[1:])  # (G, B, D, ...)
+        m = m.view(len(m), 1, width, *[1] * len(unit_shape))
+        return torch.where(m, fill.to(act.dtype), act).view(-1, *act.shape[2:])
+
+    was_training = model.training
+    model.eval()
+    try:
+        with hooks(model, {layer: ablate_per_copy}):
+            for g0 in range(0, len(masks), group):
+                current["masks"] = masks[g0 : g0 + group]
+                g = len(current["masks"])
+                rows = max(1, min(len(x), max_rows // g))
+                for start in range(0, len(x), rows):
+                    xb, yb = x[start : start + rows].to(device), labels[start : start + rows]
+                    preds = model(xb.repeat(g, *[1] * (xb.ndim - 1))).argmax(1).view(g, -1)  # (G, B)
+                    correct[g0 : g0 + g] += _per_class_correct(preds, yb, n_classes).cpu()
+    finally:
+        model.train(was_training)
+    base_correct = _per_class_correct(base_logits.argmax(1), labels, n_classes)
+    return MaskedAccuracy(
+        per_class=correct / support,
+        accuracy=correct.sum(1) / len(labels),
+        base=base_correct / support,
+        base_accuracy=(base_correct.sum() / len(labels)).item(),
+    )
+
+
+@dataclass(frozen=True)
 class AblationTable:
     """Per-class accuracy with each unit of a layer ablated on its own.
 
@@ -208,7 +293,6 @@ class AblationTable:
         return self.ablated - self.base
 
 
-@torch.no_grad()
 def ablation_table(
     model: nn.Module,
     x: torch.Tensor,
@@ -220,59 +304,55 @@ def ablation_table(
 ) -> AblationTable:
     """Ablate every unit of ``layer`` on its own and measure per-class accuracy.
 
-    Vectorised: a batch of B inputs is repeated G times (one copy per unit), and a
-    single hook replaces unit ``g`` in copy ``g``; each forward pass then evaluates G
-    ablations on B inputs at once. ``max_rows`` bounds G × B.
-
-    Args:
-        values: the replacement of each unit, (D, ...): zeros (default, zero
-            ablation) or e.g. ``acts.mean(0)`` (mean ablation).
+    One mask per unit, evaluated by :func:`masked_ablation` in a few batched passes.
+    ``values``: (D, ...) replacements, zeros by default (zero ablation).
     """
-    resolve_names(model, layer)
     _, probe = run_with_cache(model, x[:1], names=[layer])
     width = probe[layer].shape[1]
-    unit_shape = probe[layer].shape[2:]
-    values = torch.zeros(width, *unit_shape) if values is None else values
-    if values.shape != (width, *unit_shape):
-        raise ValueError(f"values must have shape {(width, *unit_shape)} (one per unit), got {tuple(values.shape)}")
-    if labels.shape != (len(x),):
-        raise ValueError(f"expected labels ({len(x)},), got shape {tuple(labels.shape)}")
-    device = next(model.parameters()).device
-    batch = max(1, min(len(x), max_rows // width))
-    group = max(1, min(width, max_rows // batch))
-    correct = torch.zeros(width, n_classes, dtype=torch.float64)
-    state = {"units": torch.arange(0)}
+    res = masked_ablation(model, x, labels, layer, torch.eye(width, dtype=torch.bool), values, max_rows, n_classes)
+    return AblationTable(res.base, res.per_class, res.accuracy, res.base_accuracy)
 
-    def ablate_one_per_copy(act: torch.Tensor, name: str) -> torch.Tensor:
-        units = state["units"]  # (G,) unit ablated in each copy
-        act = act.clone().view(len(units), -1, *act.shape[1:])  # (G, B, D, ...)
-        act[torch.arange(len(units)), :, units] = values[units].to(act)[:, None]
-        return act.view(-1, *act.shape[2:])
 
-    was_training = model.training
-    model.eval()
-    try:
-        with hooks(model, {layer: ablate_one_per_copy}):
-            for start in range(0, len(x), batch):
-                xb, yb = x[start : start + batch].to(device), labels[start : start + batch]
-                for g0 in range(0, width, group):
-                    state["units"] = torch.arange(g0, min(g0 + group, width))
-                    g = len(state["units"])
-                    preds = model(xb.repeat(g, *[1] * (xb.ndim - 1))).argmax(1).view(g, -1)  # (G, B)
-                    correct[state["units"]] += _per_class_correct(preds, yb, n_classes).cpu()
-    finally:
-        model.train(was_training)
-    support = torch.bincount(labels, minlength=n_classes).double()
-    if (support == 0).any():
-        raise ValueError(f"classes {(support == 0).nonzero().flatten().tolist()} have no inputs")
-    base_logits, _ = run_with_cache(model, x, names=[layer])
-    base_correct = _per_class_correct(base_logits.argmax(1), labels, n_classes)
-    return AblationTable(
-        base=base_correct / support,
-        ablated=correct / support,
-        accuracy=correct.sum(1) / len(labels),
-        base_accuracy=(base_correct.sum() / len(labels)).item(),
-    )
+def pruning_curve(
+    model: nn.Module, x: torch.Tensor, labels: torch.Tensor, layer: str, order: torch.Tensor
+) -> torch.Tensor:
+    """Accuracy after zero-ablating the first n units of ``order``, for n = 0 … len(order); (len + 1,)."""
+    _, probe = run_with_cache(model, x[:1], names=[layer])
+    width = probe[layer].shape[1]
+    order = _units(order)
+    masks = torch.zeros(len(order) + 1, width, dtype=torch.bool)
+    for n in range(1, len(order) + 1):
+        masks[n, order[:n]] = True
+    return masked_ablation(model, x, labels, layer, masks).accuracy
+
+
+def random_ablation(
+    model: nn.Module, x: torch.Tensor, labels: torch.Tensor, layer: str, ks: Sequence[int], draws: int, seed: int = 0
+) -> torch.Tensor:
+    """Accuracy with k random units zero-ablated, ``draws`` draws for each k; (len(ks), draws)."""
+    _, probe = run_with_cache(model, x[:1], names=[layer])
+    width = probe[layer].shape[1]
+    if any(not 0 <= k <= width for k in ks):
+        raise ValueError(f"every k must be between 0 and the layer's {width} units, got {list(ks)}")
+    gen = torch.Generator().manual_seed(seed)
+    masks = torch.zeros(len(ks) * draws, width, dtype=torch.bool)
+    for i, k in enumerate(ks):
+        for d in range(draws):
+            masks[i * draws + d, torch.randperm(width, generator=gen)[:k]] = True
+    return masked_ablation(model, x, labels, layer, masks).accuracy.view(len(ks), draws)
+
+
+@torch.no_grad()
+def scaling_sweep(
+    model: nn.Module, x: torch.Tensor, labels: torch.Tensor, layer: str, units: Sequence[int] | int,
+    factors: Sequence[float],
+) -> torch.Tensor:
+    """Per-class accuracy with ``units`` scaled by each factor; (len(factors), C)."""
+    from mnistlab.analysis import per_class_accuracy
+
+    return torch.stack([
+        per_class_accuracy(run_edited(model, x, {layer: scaling(units, f)}).argmax(1), labels) for f in factors
+    ])
 
 
 def logit_diff(logits: torch.Tensor, a: int, b: int) -> torch.Tensor:

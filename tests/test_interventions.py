@@ -136,3 +136,23 @@ def test_unit_out_of_range_names_the_valid_range(model, batch):
     x, _ = batch
     with pytest.raises(IndexError, match=r"units 0\.\.11"):
         iv.run_edited(model, x, {"fc1_post": iv.zero_ablation([99])})
+
+
+def test_pruning_curve_and_random_ablation_equal_single_runs(model, batch):
+    x, y = batch
+    order = torch.tensor([3, 0, 9, 4])
+    curve = iv.pruning_curve(model, x, y, "fc1_post", order)
+    assert curve[0].item() == pytest.approx(analysis.accuracy(model(x).argmax(1), y))
+    for n in (1, 4):
+        preds = iv.run_edited(model, x, {"fc1_post": iv.zero_ablation(order[:n])}).argmax(1)
+        assert curve[n].item() == pytest.approx(analysis.accuracy(preds, y))
+    acc = iv.random_ablation(model, x, y, "fc1_post", ks=[0, 12], draws=3)
+    assert acc.shape == (2, 3)
+    everything = iv.run_edited(model, x, {"fc1_post": iv.zero_ablation(range(12))}).argmax(1)
+    assert (acc[1] == analysis.accuracy(everything, y)).all()  # all 12 of 12 units: every draw is the same
+
+
+def test_scaling_sweep_at_one_is_the_intact_model(model, batch):
+    x, y = batch
+    sweep = iv.scaling_sweep(model, x, y, "fc2_post", [1, 2], factors=[0.0, 1.0])
+    torch.testing.assert_close(sweep[1], analysis.per_class_accuracy(model(x).argmax(1), y))
