@@ -7,7 +7,11 @@ One module per concept:
 * :mod:`mnistlab.models` — the MLP with named hook points
 * :mod:`mnistlab.hooks` — reading and editing activations by name
 * :mod:`mnistlab.train` — SGD training, cached on disk by :mod:`mnistlab.cache`
+* :mod:`mnistlab.record` — activation snapshots and gradient norms while training
 * :mod:`mnistlab.analysis` — pure functions from tensors to results
+* :mod:`mnistlab.embed` — PCA, t-SNE, UMAP and cluster scores
+* :mod:`mnistlab.interventions` — ablation, scaling and patching at hook points
+* :mod:`mnistlab.compare` — the same measures for every trained variant
 * :mod:`mnistlab.plots` and :mod:`mnistlab.style` — figures, apart from computing
 """
 

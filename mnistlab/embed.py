@@ -77,7 +77,10 @@ def tsne(x: torch.Tensor, seed: int = 0, perplexity: float = 30.0) -> torch.Tens
 
 def umap(x: torch.Tensor, seed: int = 0, n_neighbors: int = 15, min_dist: float = 0.1) -> torch.Tensor:
     """A 2-D UMAP embedding of ``x`` (N, D) → (N, 2), umap-learn's, seeded (so single-threaded)."""
-    import umap as umap_learn
+    with warnings.catch_warnings():
+        # umap-learn imports tqdm.auto, which warns in a notebook without ipywidgets; we show no bars.
+        warnings.filterwarnings("ignore", message="IProgress not found")
+        import umap as umap_learn
 
     x = units(x)
     if len(x) <= n_neighbors:

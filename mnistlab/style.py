@@ -21,6 +21,9 @@ DIGIT_COLORS = (
     "#bcbd22",
     "#17becf",
 )
+# Series that are not digits (layers, training variants, selection rules) take these,
+# in order, so they are never mistaken for a digit's colour.
+SERIES_COLORS = ("#000000", "#a0522d", "#8b008b", "#1b9e77", "#e6ab02", "#666666")
 TRAIN_COLOR = "#444444"
 TEST_COLOR = "#d62728"
 DIVERGING = "RdBu_r"  # signed quantities, centred at zero
