@@ -353,3 +353,11 @@ def unit_profile(acts: torch.Tensor, labels: torch.Tensor, unit: int, k: int = 8
         top_inputs=top,
         top_values=col[top, 0],
     )
+
+
+def peak_location(maps: torch.Tensor) -> torch.Tensor:
+    """Where each map is largest: (n, H, W) feature maps → (n, 2) (row, column), first maximum."""
+    if maps.ndim != 3:
+        raise ValueError(f"expected feature maps (n, H, W) of one channel, got shape {tuple(maps.shape)}")
+    flat = maps.flatten(1).argmax(1)  # (n,)
+    return torch.stack([flat // maps.shape[2], flat % maps.shape[2]], 1)

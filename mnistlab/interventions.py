@@ -38,6 +38,8 @@ from torch import nn
 from mnistlab.analysis import N_CLASSES
 from mnistlab.hooks import hooks, resolve_names, run_with_cache
 
+ELEMENT_BUDGET = 1 << 24  # largest replicated activation in masked_ablation: 16M floats (64 MB)
+
 
 @dataclass(frozen=True)
 class Edit:
@@ -71,6 +73,8 @@ class Edit:
             return out
         value = self.value[rows] if self.per_input else self.value
         value = value.to(act.device, act.dtype)
+        if not self.per_input and value.ndim == 1 and act.ndim > 2:
+            value = value.view(-1, *[1] * (act.ndim - 2))  # one value per channel, at every position
         if self.per_input and len(value) != len(act):
             raise ValueError(f"per-input values cover {len(value)} inputs, the batch has {len(act)}")
         out[:, self.units] = value
@@ -232,6 +236,8 @@ def masked_ablation(
         raise ValueError(f"classes {(support == 0).nonzero().flatten().tolist()} have no inputs")
     base_logits, probe = run_with_cache(model, x, names=[layer])
     width, unit_shape = probe[layer].shape[1], probe[layer].shape[2:]
+    # Bound the memory of the replicated batch by the edited activation's size (conv maps are large).
+    max_rows = max(1, min(max_rows, ELEMENT_BUDGET // probe[layer][0].numel()))
     values = torch.zeros(width, *unit_shape) if values is None else values
     if values.shape != (width, *unit_shape):
         raise ValueError(f"values must have shape {(width, *unit_shape)} (one per unit), got {tuple(values.shape)}")

@@ -1,4 +1,7 @@
-"""The book's MLP (784 → 32 → 16 → 10 by default) with a named hook point at every site.
+"""The book's networks, with a named hook point at every activation site.
+
+The MLP (784 → 32 → 16 → 10 by default) is the network of chapters 2–6; the small
+CNN of chapter 7 (:class:`CNN`) is built from the same config class.
 
 Forward pass of one hidden layer ``i`` (1-based)::
 
@@ -28,6 +31,7 @@ from mnistlab.hooks import HookPoint, name_hook_points
 
 N_INPUTS = 784
 N_CLASSES = 10
+ARCHS = ("mlp", "cnn")
 
 
 @dataclass(frozen=True)
@@ -46,24 +50,41 @@ class ModelConfig:
     input_norm: bool = False
     layernorm: bool = False
     dropout: float = 0.0
+    arch: str = "mlp"
+    channels: tuple[int, ...] = (8, 16)
 
     def __post_init__(self):
-        # Accept a list from a user, store a tuple so the config stays hashable.
+        # Accept lists from a user, store tuples so the config stays hashable.
         object.__setattr__(self, "hidden", tuple(self.hidden))
+        object.__setattr__(self, "channels", tuple(self.channels))
+        if self.arch not in ARCHS:
+            raise ValueError(f"ModelConfig.arch must be one of {ARCHS}, got {self.arch!r}")
         if not self.hidden or any(not isinstance(w, int) or w < 1 for w in self.hidden):
             raise ValueError(f"ModelConfig.hidden must be one or more positive int widths, got {self.hidden!r}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"ModelConfig.dropout must be in [0, 1), got {self.dropout!r}")
+        if self.arch == "cnn":
+            if not 1 <= len(self.channels) <= 2 or any(not isinstance(c, int) or c < 1 for c in self.channels):
+                raise ValueError(f"ModelConfig.channels must be one or two positive ints, got {self.channels!r}")
+            if self.layernorm:
+                raise ValueError("ModelConfig.layernorm is an option of the MLP only (arch='mlp')")
+
+    @property
+    def conv_names(self) -> list[str]:
+        """Hook point names of the convolutional layers' activations (empty for the MLP)."""
+        return [f"conv{i}_post" for i in range(1, len(self.channels) + 1)] if self.arch == "cnn" else []
 
     @property
     def layer_names(self) -> list[str]:
-        """Hook point names of the hidden layers' activations: ``["fc1_post", "fc2_post", ...]``."""
-        return [f"fc{i}_post" for i in range(1, len(self.hidden) + 1)]
+        """Hook point names of the hidden layers' activations: ``["fc1_post", "fc2_post", ...]``
+        (for the CNN, ``["conv1_post", "conv2_post", "fc1_post"]``)."""
+        return self.conv_names + [f"fc{i}_post" for i in range(1, len(self.hidden) + 1)]
 
     @property
     def weight_names(self) -> list[str]:
-        """Names of the linear layers' weight matrices: ``["fc1.weight", ..., "out.weight"]``."""
-        return [f"fc{i}.weight" for i in range(1, len(self.hidden) + 1)] + ["out.weight"]
+        """Names of the weight tensors: ``["fc1.weight", ..., "out.weight"]`` (convolutions first)."""
+        convs = [name.replace("_post", ".weight") for name in self.conv_names]
+        return convs + [f"fc{i}.weight" for i in range(1, len(self.hidden) + 1)] + ["out.weight"]
 
 
 class MLP(nn.Module):
@@ -119,7 +140,67 @@ def flatten_images(x: torch.Tensor) -> torch.Tensor:
     raise ValueError(f"expected images of shape (B, 784), (B, 28, 28) or (B, 1, 28, 28), got {tuple(x.shape)}")
 
 
-def input_weights(model: MLP, layer: str) -> torch.Tensor | None:
+class CNN(nn.Module):
+    """A small convolutional network for 28×28 digits, with a hook point at every site.
+
+    Each convolutional block is a 5×5 convolution (padding 2, so the size is kept), a
+    ReLU and a 2×2 max-pool; then the flattened maps go through the hidden linear
+    layers and the output layer, as in the MLP::
+
+        conv{i}_pre  (B, C_i, S, S)  convolution output       S = 28, 14
+        conv{i}_post (B, C_i, S, S)  after the ReLU, before pooling
+        fc{i}_pre, fc{i}_post (B, width_i), logits (B, 10)
+
+    ``input`` holds the (standardised) images as (B, 1, 28, 28).
+    """
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        if config.arch != "cnn":
+            raise ValueError(f"CNN needs ModelConfig(arch='cnn'), got arch={config.arch!r}")
+        self.config = config
+        self.register_buffer("input_mean", torch.zeros(()))
+        self.register_buffer("input_std", torch.ones(()))
+        self.input = HookPoint()
+        in_ch, size = 1, 28
+        for i, ch in enumerate(config.channels, start=1):
+            setattr(self, f"conv{i}", nn.Conv2d(in_ch, ch, kernel_size=5, padding=2))
+            setattr(self, f"conv{i}_pre", HookPoint())
+            setattr(self, f"conv{i}_post", HookPoint())
+            in_ch, size = ch, size // 2
+        widths = [in_ch * size * size, *config.hidden]
+        for i in range(1, len(widths)):
+            setattr(self, f"fc{i}", nn.Linear(widths[i - 1], widths[i]))
+            setattr(self, f"fc{i}_pre", HookPoint())
+            setattr(self, f"fc{i}_post", HookPoint())
+        self.dropout = nn.Dropout(config.dropout)
+        self.out = nn.Linear(widths[-1], N_CLASSES)
+        self.logits = HookPoint()
+        name_hook_points(self)
+
+    set_input_stats = MLP.set_input_stats
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = flatten_images(x).view(-1, 1, 28, 28)  # (B, 1, 28, 28)
+        if self.config.input_norm:
+            x = (x - self.input_mean) / self.input_std
+        h = self.input(x)
+        for i in range(1, len(self.config.channels) + 1):
+            z = getattr(self, f"conv{i}_pre")(getattr(self, f"conv{i}")(h))  # (B, C_i, S, S)
+            h = F.max_pool2d(getattr(self, f"conv{i}_post")(F.relu(z)), 2)  # (B, C_i, S/2, S/2)
+        h = h.flatten(1)
+        for i in range(1, len(self.config.hidden) + 1):
+            z = getattr(self, f"fc{i}_pre")(getattr(self, f"fc{i}")(h))
+            h = self.dropout(getattr(self, f"fc{i}_post")(F.relu(z)))
+        return self.logits(self.out(h))  # (B, 10)
+
+
+def make_model(config: ModelConfig) -> MLP | CNN:
+    """The network ``config`` describes, with PyTorch's default initialisation."""
+    return CNN(config) if config.arch == "cnn" else MLP(config)
+
+
+def input_weights(model: MLP | CNN, layer: str) -> torch.Tensor | None:
     """The incoming weights (width, 784) of a hidden layer that reads the pixels, else None.
 
     Row ``u`` is what unit ``u`` of ``fc1_post`` computes a weighted sum of: reshaped to
@@ -129,18 +210,18 @@ def input_weights(model: MLP, layer: str) -> torch.Tensor | None:
     valid = model.config.layer_names
     if layer not in valid:
         raise KeyError(f"unknown layer {layer!r}; the hidden layers of this model are {valid}")
-    if layer != valid[0]:
+    if layer != valid[0] or model.config.arch != "mlp":
         return None
     return model.fc1.weight.detach().cpu().clone()
 
 
-def build_model(config: ModelConfig, x_train: torch.Tensor | None = None) -> MLP:
-    """A freshly initialised model; with ``input_norm``, ``x_train`` supplies the statistics.
+def build_model(config: ModelConfig, x_train: torch.Tensor | None = None) -> MLP | CNN:
+    """A freshly initialised model (MLP or CNN); with ``input_norm``, ``x_train`` supplies the statistics.
 
     The statistics come from the training split only: one mean and one std over all
     its pixels, so test data never leaks into them.
     """
-    model = MLP(config)
+    model = make_model(config)
     if config.input_norm:
         if x_train is None:
             raise ValueError("ModelConfig(input_norm=True) needs x_train to compute the input mean and std")

@@ -285,21 +285,88 @@ def gradient_norms(norms: Mapping[str, Sequence[float]]) -> Figure:
 
 
 def weight_images(weights: torch.Tensor, ncols: int = 8, titles: Sequence[str] | None = None) -> Figure:
-    """Each row of ``weights`` (D, 784) as a 28 × 28 image, red positive, blue negative.
+    """Each weight pattern as an image, red positive, blue negative.
+
+    Args:
+        weights: (D, 784) rows shown as 28 × 28 (first-layer units of the MLP), or
+            (D, H, W) / (D, 1, H, W) patterns shown as they are (convolution filters).
 
     Every image has its own symmetric colour scale (± its largest absolute weight), so
     white is always exactly zero and the pattern of each unit is visible whatever its size.
     """
     style.apply()
-    w = np.asarray(weights, dtype=np.float32).reshape(len(weights), 28, 28)
+    w = np.asarray(weights, dtype=np.float32)
+    w = w.reshape(len(w), 28, 28) if w.ndim == 2 else w.reshape(len(w), w.shape[-2], w.shape[-1])
     nrows = int(np.ceil(len(w) / ncols))
     fig, axes = plt.subplots(nrows, ncols, figsize=(style.WIDTH, style.WIDTH / ncols * nrows * 1.15), squeeze=False)
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
         if i < len(w):
-            lim = np.abs(w[i]).max()
+            lim = max(float(np.abs(w[i]).max()), 1e-12)
             ax.imshow(w[i], cmap=style.DIVERGING, vmin=-lim, vmax=lim)
             ax.set_title(titles[i] if titles is not None else f"unit {i}", fontsize=8)
+    return fig
+
+
+def feature_maps(images: torch.Tensor, labels: torch.Tensor, maps: Mapping[str, torch.Tensor],
+                 max_channels: int = 8) -> Figure:
+    """For a few images: the image, then its feature maps at each conv layer.
+
+    Args:
+        images, labels: (n, 784) digits and their labels.
+        maps: ``{layer: (n, C, H, W)}`` activations of those images (after the ReLU).
+    """
+    style.apply()
+    n = len(images)
+    n_cols = 1 + sum(min(m.shape[1], max_channels) for m in maps.values())
+    fig, axes = plt.subplots(n, n_cols, figsize=(style.WIDTH, style.WIDTH / n_cols * n * 1.2), squeeze=False)
+    imgs = _as_images(images)
+    for r in range(n):
+        ax = axes[r, 0]
+        ax.imshow(imgs[r], cmap=style.IMAGE, vmin=0, vmax=1)
+        ax.set_title(f"digit {int(labels[r])}", fontsize=7, color=style.digit_color(int(labels[r])))
+        col = 1
+        for layer, m in maps.items():
+            a = np.asarray(m[r], dtype=np.float32)
+            top = max(float(a.max()), 1e-12)
+            for c in range(min(a.shape[0], max_channels)):
+                axes[r, col].imshow(a[c], cmap=style.SEQUENTIAL, vmin=0, vmax=top)
+                if r == 0:
+                    axes[r, col].set_title(f"{layer.split('_')[0]}:{c}", fontsize=6)
+                col += 1
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    return fig
+
+
+def channel_peaks(images: torch.Tensor, labels: torch.Tensor, peaks: torch.Tensor, scale: int,
+                  titles: Sequence[str]) -> Figure:
+    """One row per channel: the images it responds to most, with a box where it peaks.
+
+    Args:
+        images, labels: (R, k, 784) and (R, k): the top images of each of R channels.
+        peaks: (R, k, 2) the (row, column) of each channel's largest activation in its map.
+        scale: pixels per map position (28 / map size).
+        titles: one label per row.
+    """
+    style.apply()
+    rows, k = labels.shape
+    fig, axes = plt.subplots(rows, k, figsize=(style.WIDTH, style.WIDTH / k * rows * 1.1), squeeze=False)
+    for r in range(rows):
+        imgs = _as_images(images[r])
+        for i in range(k):
+            ax = axes[r, i]
+            ax.imshow(imgs[i], cmap=style.IMAGE, vmin=0, vmax=1)
+            y, x = (int(v) for v in peaks[r, i])
+            ax.add_patch(plt.Rectangle((x * scale - 0.5, y * scale - 0.5), scale, scale, fill=False,
+                                       ec="#d62728", lw=1.5))
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == 0:
+                ax.set_ylabel(titles[r], fontsize=8)
+            d = int(labels[r, i])
+            ax.set_title(str(d), color=style.digit_color(d), fontsize=7)
     return fig
 
 

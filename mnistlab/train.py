@@ -35,7 +35,7 @@ import mnistlab.models
 import mnistlab.record
 from mnistlab.cache import ModelCache, cache_key, source_fingerprint
 from mnistlab.data import Dataset
-from mnistlab.models import MLP, ModelConfig, build_model
+from mnistlab.models import ModelConfig, build_model, make_model
 from mnistlab.record import ActivationRecorder, GradientNormRecorder
 
 ENV_PROGRESS = "MNISTLAB_PROGRESS"
@@ -83,7 +83,7 @@ class TrainedModel:
     each weight's gradient during each epoch (epochs values).
     """
 
-    model: MLP
+    model: nn.Module
     model_config: ModelConfig
     train_config: TrainConfig
     history: dict[str, list[float]]
@@ -237,7 +237,7 @@ def load_or_train(
     for name, config in (("model_config", model_config), ("train_config", train_config)):
         if meta[name] != _as_json(config):
             raise RuntimeError(f"model cache entry {key[:12]}… holds a {name} other than the one asked for")
-    model = MLP(model_config)
+    model = make_model(model_config)
     model.load_state_dict({k.removeprefix(MODEL): v for k, v in tensors.items() if k.startswith(MODEL)})
     model.to(train_config.device).eval()
     snapshots = {name: tensors[f"{SNAPSHOT}{name}"] for name in model_config.layer_names}

@@ -1,0 +1,93 @@
+"""The CNN: hook points against a manual forward pass, channels as units, channel ablation."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from mnistlab import analysis
+from mnistlab import interventions as iv
+from mnistlab.hooks import hook_points, run_with_cache
+from mnistlab.models import CNN, ModelConfig, build_model
+
+CONFIG = ModelConfig(arch="cnn", channels=(4, 6), hidden=(10,))
+
+
+@pytest.fixture(scope="module")
+def cnn():
+    torch.manual_seed(0)
+    return build_model(CONFIG).eval()
+
+
+@pytest.fixture(scope="module")
+def images():
+    return torch.rand(12, 784, generator=torch.Generator().manual_seed(2))
+
+
+def test_hook_points_and_layer_names(cnn):
+    assert list(hook_points(cnn)) == [
+        "input", "conv1_pre", "conv1_post", "conv2_pre", "conv2_post", "fc1_pre", "fc1_post", "logits",
+    ]
+    assert CONFIG.layer_names == ["conv1_post", "conv2_post", "fc1_post"]
+    assert CONFIG.weight_names == ["conv1.weight", "conv2.weight", "fc1.weight", "out.weight"]
+    assert isinstance(cnn, CNN)
+
+
+def test_feature_maps_equal_a_manual_conv_forward_pass(cnn, images):
+    logits, cache = run_with_cache(cnn, images, names=["conv1_post", "conv2_post"])
+    x = images.view(-1, 1, 28, 28)
+    h1 = F.relu(F.conv2d(x, cnn.conv1.weight, cnn.conv1.bias, padding=2))
+    h2 = F.relu(F.conv2d(F.max_pool2d(h1, 2), cnn.conv2.weight, cnn.conv2.bias, padding=2))
+    torch.testing.assert_close(cache["conv1_post"], h1)
+    torch.testing.assert_close(cache["conv2_post"], h2)
+    assert cache["conv2_post"].shape == (12, 6, 14, 14)
+    manual = cnn.out(F.relu(cnn.fc1(F.max_pool2d(h2, 2).flatten(1))))
+    torch.testing.assert_close(logits, manual)
+
+
+def test_ablating_a_channel_equals_zeroing_that_channels_output(cnn, images):
+    surgery = build_model(CONFIG)
+    surgery.load_state_dict(cnn.state_dict())
+    with torch.no_grad():
+        surgery.conv2.weight[3] = 0  # channel 3 of conv2 now outputs relu(0) = 0 everywhere
+        surgery.conv2.bias[3] = 0
+    torch.testing.assert_close(iv.run_edited(cnn, images, {"conv2_post": iv.zero_ablation(3)}), surgery.eval()(images))
+
+
+def test_channel_mean_ablation_and_table_on_conv_maps(cnn, images):
+    labels = torch.arange(12) % 10
+    _, cache = run_with_cache(cnn, images, names=["conv1_post"])
+    table = iv.ablation_table(cnn, images, labels, "conv1_post")
+    assert table.ablated.shape == (4, 10)
+    preds = iv.run_edited(cnn, images, {"conv1_post": iv.zero_ablation(2)}).argmax(1)
+    torch.testing.assert_close(table.ablated[2], analysis.per_class_accuracy(preds, labels))
+    means = cache["conv1_post"].mean(0)  # (C, H, W): each channel's mean map
+    mean_table = iv.ablation_table(cnn, images, labels, "conv1_post", values=means)
+    preds = iv.run_edited(cnn, images, {"conv1_post": iv.mean_ablation([2], cache["conv1_post"])}).argmax(1)
+    torch.testing.assert_close(mean_table.ablated[2], analysis.per_class_accuracy(preds, labels))
+
+
+def test_patching_a_conv_layer_restores_the_clean_run(cnn, images):
+    effects = iv.patching_effects(cnn, images[:6], images[6:], 1, 2, "conv2_post")
+    assert effects.per_unit.shape == (6,)
+    assert effects.layer == pytest.approx(1.0)
+
+
+def test_channel_units_are_spatial_means(cnn, images):
+    _, cache = run_with_cache(cnn, images, names=["conv1_post"])
+    torch.testing.assert_close(analysis.units(cache["conv1_post"]), cache["conv1_post"].mean(dim=(2, 3)))
+    peaks = analysis.peak_location(cache["conv1_post"][:, 0])
+    flat = cache["conv1_post"][:, 0].flatten(1)
+    assert (flat.max(1).values == cache["conv1_post"][torch.arange(12), 0, peaks[:, 0], peaks[:, 1]]).all()
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"arch": "resnet"}, "arch must be one of"),
+        ({"arch": "cnn", "channels": (0, 4)}, "channels"),
+        ({"arch": "cnn", "layernorm": True}, "MLP only"),
+    ],
+)
+def test_invalid_cnn_config(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        ModelConfig(**kwargs)
