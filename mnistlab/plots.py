@@ -768,3 +768,26 @@ def variant_selectivity(
     ax.set_xticks(range(len(bottlenecks)), list(bottlenecks), rotation=35, ha="right", fontsize=8)
     ax.set(title="bottleneck units", ylabel="units (both layers)")
     return fig
+
+
+# ---------------------------------------------------------------------------
+# Chapter 7: the CNN beside the MLP.
+# ---------------------------------------------------------------------------
+
+
+def robustness(curves: Mapping[str, tuple[Sequence[int], torch.Tensor, int]]) -> Figure:
+    """Accuracy with k random units of a layer ablated, against the share k / width of the layer.
+
+    Args:
+        curves: ``{label: (ks, accuracies (K, draws), width)}``; each line is the mean
+            over draws, the band spans the 5th to 95th percentile.
+    """
+    fig, ax = _new(None, (style.WIDTH * 0.75, style.WIDTH * 0.45))
+    for (label, (ks, acc, width)), color in zip(curves.items(), style.SERIES_COLORS):
+        share = 100 * np.asarray(ks, dtype=float) / width
+        a = 100 * np.asarray(acc, dtype=float)
+        ax.plot(share, a.mean(1), color=color, marker=".", label=label)
+        ax.fill_between(share, np.percentile(a, 5, 1), np.percentile(a, 95, 1), color=color, alpha=0.15)
+    ax.set(xlabel="share of the layer's units ablated at random (%)", ylabel="test accuracy (%)", ylim=(0, 100))
+    ax.legend(fontsize=8, loc="lower left")
+    return fig
