@@ -48,6 +48,15 @@ MNIST_FILES = {
     "x_test": ("t10k-images-idx3-ubyte", (10000, 28, 28)),
     "y_test": ("t10k-labels-idx1-ubyte", (10000,)),
 }
+# MD5 of the official gzipped files (the digests torchvision checks its downloads with).
+# A .gz file is preferred to an unpacked one because it can be verified; an unpacked
+# file is checked by magic number, shape and size only.
+MNIST_GZ_MD5 = {
+    "train-images-idx3-ubyte": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+    "train-labels-idx1-ubyte": "d53e105ee54ea40749a09fcbcd1e9432",
+    "t10k-images-idx3-ubyte": "9fb629c4189551a2d022fa330f9573f3",
+    "t10k-labels-idx1-ubyte": "ec29112dd5afa0611ce80d1b7f02629c",
+}
 # IDX magic numbers: two zero bytes, the type code (0x08 = unsigned byte), the rank.
 IDX_MAGIC = {3: 0x00000803, 1: 0x00000801}
 
@@ -168,7 +177,7 @@ def _mnist_search_dirs(config: DataConfig) -> list[Path]:
 
 
 def _find_idx(folder: Path, name: str) -> Path | None:
-    for candidate in (folder / name, folder / f"{name}.gz"):
+    for candidate in (folder / f"{name}.gz", folder / name):  # the verifiable .gz first
         if candidate.is_file():
             return candidate
     return None
@@ -210,6 +219,13 @@ def _read_mnist_folder(folder: Path) -> Dataset:
         path = _find_idx(folder, name)
         if path is None:
             raise DataError(f"{folder} has no {name} (or {name}.gz); MNIST needs all of {_mnist_names()}")
+        if path.suffix == ".gz":
+            digest = hashlib.md5(path.read_bytes()).hexdigest()
+            if digest != MNIST_GZ_MD5[name]:
+                raise DataError(
+                    f"{path} has MD5 {digest}, not the official {MNIST_GZ_MD5[name]}: the file is damaged or "
+                    "is not MNIST's. Delete it (it will be downloaded again) or replace it by the official file."
+                )
         arrays[key] = read_idx(path, expected_shape=shape)
     for key in ("y_train", "y_test"):
         if arrays[key].max() >= N_CLASSES:

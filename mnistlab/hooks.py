@@ -152,6 +152,8 @@ def run_with_cache(
     names = resolve_names(model, names)
     if len(x) == 0:
         raise ValueError("run_with_cache needs at least one input, got an empty tensor")
+    if not torch.isfinite(x).all():
+        raise ValueError(f"run_with_cache got {int((~torch.isfinite(x)).sum())} NaN or infinite input values")
     device = torch.device(device) if device is not None else next(model.parameters()).device
     recorded: dict[str, list[torch.Tensor]] = {n: [] for n in names}
 

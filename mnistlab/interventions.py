@@ -159,6 +159,8 @@ def run_edited(
     resolve_names(model, list(edits))
     if len(x) == 0:
         raise ValueError("run_edited needs at least one input, got an empty tensor")
+    if not torch.isfinite(x).all():
+        raise ValueError(f"run_edited got {int((~torch.isfinite(x)).sum())} NaN or infinite input values")
     as_lists = {name: [e] if isinstance(e, Edit) else list(e) for name, e in edits.items()}
     rows = slice(0, 0)
 

@@ -195,6 +195,23 @@ class CNN(nn.Module):
         return self.logits(self.out(h))  # (B, 10)
 
 
+def check_images(x: torch.Tensor, what: str = "images") -> torch.Tensor:
+    """Check inputs at a public entry point: a non-empty float tensor of finite images.
+
+    Returns ``x`` unchanged; raises a ``TypeError``/``ValueError`` that says what was
+    expected, before anything reaches torch.
+    """
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{what} must be a torch.Tensor, got {type(x).__name__}")
+    flatten_images(x)  # dtype and shape, with their own messages
+    if len(x) == 0:
+        raise ValueError(f"{what}: need at least one image, got an empty tensor")
+    bad = ~torch.isfinite(x)
+    if bad.any():
+        raise ValueError(f"{what} hold {int(bad.sum())} NaN or infinite values; images must be finite")
+    return x
+
+
 def make_model(config: ModelConfig) -> MLP | CNN:
     """The network ``config`` describes, with PyTorch's default initialisation."""
     return CNN(config) if config.arch == "cnn" else MLP(config)

@@ -35,7 +35,7 @@ import mnistlab.models
 import mnistlab.record
 from mnistlab.cache import ModelCache, cache_key, source_fingerprint
 from mnistlab.data import Dataset
-from mnistlab.models import ModelConfig, build_model, make_model
+from mnistlab.models import ModelConfig, build_model, check_images, make_model
 from mnistlab.record import ActivationRecorder, GradientNormRecorder
 
 ENV_PROGRESS = "MNISTLAB_PROGRESS"
@@ -136,6 +136,8 @@ def train(
         progress: show a tqdm bar on stderr; ``None`` means yes unless
             ``$MNISTLAB_PROGRESS=0``.
     """
+    check_images(data.x_train, "training images")
+    check_images(data.x_test, "test images")
     device = torch.device(train_config.device)
     torch.manual_seed(train_config.seed)  # initial weights
     model = build_model(model_config, data.x_train).to(device)

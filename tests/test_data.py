@@ -74,8 +74,8 @@ def test_read_idx_refuses_bad_magic_and_wrong_shape(tmp_path):
         read_idx(tmp_path / "x", expected_shape=(60000, 28, 28))
 
 
-def fake_mnist(folder, labels_max=9):
-    """MNIST-shaped IDX files (gzipped, mostly zeros) in torchvision's layout."""
+def fake_mnist(folder, labels_max=9, gz=False):
+    """MNIST-shaped IDX files (mostly zeros) in torchvision's layout, unpacked unless ``gz``."""
     raw = folder / "MNIST" / "raw"
     raw.mkdir(parents=True)
     rng = np.random.default_rng(0)
@@ -85,7 +85,7 @@ def fake_mnist(folder, labels_max=9):
             a[:, 10:18, 12:16] = 255
         else:
             a = rng.integers(0, labels_max + 1, size=shape, dtype=np.uint8)
-        write_idx(raw / f"{name}.gz", a, gz=True)
+        write_idx(raw / (f"{name}.gz" if gz else name), a, gz=gz)
     return raw
 
 
@@ -94,6 +94,12 @@ def test_full_mnist_is_read_from_a_local_folder(tmp_path):
     d = load_data(DataConfig(source="mnist", mnist_dir=str(tmp_path), download=False))
     assert (d.source, d.n_train, d.n_test) == ("mnist", 60000, 10000)
     assert d.x_train.shape == (60000, 784) and d.x_train.max() == 1.0
+
+
+def test_gzipped_files_must_carry_the_official_checksum(tmp_path):
+    fake_mnist(tmp_path, gz=True)  # right format and sizes, but not MNIST's bytes
+    with pytest.raises(DataError, match="MD5 .* not the official"):
+        load_data(DataConfig(source="mnist", mnist_dir=str(tmp_path), download=False))
 
 
 def test_full_mnist_with_bad_labels_is_refused(tmp_path):

