@@ -140,11 +140,28 @@ class ModelCache:
             shutil.rmtree(tmp, ignore_errors=True)
 
     def get_or_build(
-        self, key: str, build: Callable[[], tuple[dict[str, torch.Tensor], dict]]
+        self,
+        key: str,
+        build: Callable[[], tuple[dict[str, torch.Tensor], dict]],
+        validate: Callable[[dict], str | None] | None = None,
     ) -> tuple[dict[str, torch.Tensor], dict, bool]:
-        """Load the entry, or build, save and return it. Returns ``(tensors, meta, was_cached)``."""
+        """Load the entry, or build, save and return it. Returns ``(tensors, meta, was_cached)``.
+
+        ``validate(meta)`` may return a reason why an intact entry is still not the one
+        asked for (say, its metadata names another config); the entry is then treated
+        as damaged: reported, deleted and rebuilt.
+        """
         with self.lock(key):
             hit = self.load(key)
+            problem = validate(hit[1]) if hit is not None and validate is not None else None
+            if problem is not None:
+                warnings.warn(
+                    f"model cache entry {key[:12]}… is damaged ({problem}); deleting it and rebuilding",
+                    CacheCorruptionWarning,
+                    stacklevel=2,
+                )
+                shutil.rmtree(self.path(key), ignore_errors=True)
+                hit = None
             if hit is not None:
                 return (*hit, True)
             tensors, meta = build()

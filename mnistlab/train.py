@@ -235,10 +235,13 @@ def load_or_train(
         tensors |= {f"{SNAPSHOT}{k}": v for k, v in activations.snapshots.items()}
         return tensors, meta
 
-    tensors, meta, was_cached = cache.get_or_build(key, build)
-    for name, config in (("model_config", model_config), ("train_config", train_config)):
-        if meta[name] != _as_json(config):
-            raise RuntimeError(f"model cache entry {key[:12]}… holds a {name} other than the one asked for")
+    def validate(meta: dict) -> str | None:
+        for name, config in (("model_config", model_config), ("train_config", train_config)):
+            if meta.get(name) != _as_json(config):
+                return f"its meta.json holds a {name} other than the one asked for"
+        return None
+
+    tensors, meta, was_cached = cache.get_or_build(key, build, validate)
     model = make_model(model_config)
     model.load_state_dict({k.removeprefix(MODEL): v for k, v in tensors.items() if k.startswith(MODEL)})
     model.to(train_config.device).eval()

@@ -101,3 +101,37 @@ def test_damaged_entry_is_retrained_not_loaded(data, tmp_cache):
 def test_clear(tmp_cache):
     tmp_cache.save("e" * 64, {"w": torch.ones(1)}, {})
     assert tmp_cache.clear() == 1 and tmp_cache.entries() == []
+
+
+def test_truncated_weights_of_a_trained_entry_are_retrained(data, tmp_cache):
+    cfg, tcfg = ModelConfig(hidden=(8,)), TrainConfig(epochs=1)
+    first = load_or_train(cfg, tcfg, data, cache=tmp_cache, progress=False)
+    weights = tmp_cache.entries()[0] / "weights.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])  # cut in half
+    with pytest.warns(CacheCorruptionWarning, match="damaged"):
+        again = load_or_train(cfg, tcfg, data, cache=tmp_cache, progress=False)
+    assert not again.from_cache
+    assert torch.equal(again.model.fc1.weight, first.model.fc1.weight)
+
+
+def test_metadata_naming_another_config_is_treated_as_damage(data, tmp_cache):
+    cfg, tcfg = ModelConfig(hidden=(8,)), TrainConfig(epochs=1)
+    load_or_train(cfg, tcfg, data, cache=tmp_cache, progress=False)
+    meta_path = tmp_cache.entries()[0] / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    meta["train_config"]["lr"] = 0.5  # the weights' checksum still matches; the config does not
+    meta_path.write_text(json.dumps(meta))
+    with pytest.warns(CacheCorruptionWarning, match="train_config other than"):
+        again = load_or_train(cfg, tcfg, data, cache=tmp_cache, progress=False)
+    assert not again.from_cache
+
+
+def test_nothing_in_the_package_unpickles():
+    from pathlib import Path
+
+    import mnistlab
+
+    for path in Path(mnistlab.__file__).parent.glob("*.py"):
+        source = path.read_text()
+        assert "import pickle" not in source and "pickle.load" not in source, path.name
+        assert "torch.load(" not in source, path.name  # weights are read with safetensors only
