@@ -185,15 +185,21 @@ def _find_idx(folder: Path, name: str) -> Path | None:
 
 def _load_full_mnist(config: DataConfig) -> Dataset:
     searched = _mnist_search_dirs(config)
+    partial = []  # folders holding some of the files but not all: say which are missing
     for folder in searched:
-        if all(_find_idx(folder, name) for name, _ in MNIST_FILES.values()):
+        present = [name for name, _ in MNIST_FILES.values() if _find_idx(folder, name)]
+        if len(present) == len(MNIST_FILES):
             return _read_mnist_folder(folder)
+        if present:
+            missing = [name for name in _mnist_names() if name not in present]
+            partial.append(f"{folder} lacks {missing}")
     if config.download:
         target = cache_dir() / "data"
         if _try_download(target):
             return _read_mnist_folder(target / "MNIST" / "raw")
     looked = ", ".join(str(d) for d in searched)
-    raise _NotFound(f"its IDX files are not in any of [{looked}] and could not be downloaded")
+    incomplete = f" ({'; '.join(partial)})" if partial else ""
+    raise _NotFound(f"its IDX files are not in any of [{looked}]{incomplete} and could not be downloaded")
 
 
 def _try_download(root: Path, timeout_s: float = 10.0) -> bool:

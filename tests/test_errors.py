@@ -5,13 +5,16 @@ message that says what was wrong and what is valid.
 """
 
 import dataclasses
+import tempfile
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from mnistlab import analysis, embed
 from mnistlab import interventions as iv
-from mnistlab.data import DataConfig, Dataset
+from mnistlab.data import MNIST_FILES, DataConfig, DataError, Dataset, load_data, read_idx
 from mnistlab.hooks import run_with_cache
 from mnistlab.models import ModelConfig, build_model
 from mnistlab.train import TrainConfig, train
@@ -24,6 +27,24 @@ NAN_X = X.clone()
 NAN_X[3, 100] = float("nan")
 INF_X = X.clone()
 INF_X[0, 0] = float("inf")
+
+
+def mnist_folder(damage: str) -> str:
+    """A folder of MNIST-shaped IDX files, damaged one way: a file missing or truncated."""
+    folder = Path(tempfile.mkdtemp(prefix="mnistlab-bad-data-"))
+    for name, shape in MNIST_FILES.values():
+        header = bytes([0, 0, 8, len(shape)]) + b"".join(d.to_bytes(4, "big") for d in shape)
+        (folder / name).write_bytes(header + bytes(int(np.prod(shape))))
+    first = folder / MNIST_FILES["x_train"][0]
+    if damage == "missing":
+        first.unlink()
+    else:
+        first.write_bytes(first.read_bytes()[:-100])
+    return str(folder)
+
+
+def load_from(damage: str):
+    return load_data(DataConfig(source="mnist", mnist_dir=mnist_folder(damage), download=False))
 
 
 def tiny_data(**changes):
@@ -71,6 +92,11 @@ CASES = [
     ("unknown architecture", lambda: ModelConfig(arch="transformer"), ValueError, "arch must be one of"),
     ("unknown dataset name", lambda: DataConfig(source="cifar10"), ValueError, "source must be one of"),
     ("test fraction of one", lambda: DataConfig(test_fraction=1.0), ValueError, r"in \(0, 1\)"),
+    # data folders with missing or truncated IDX files (checksums: tests/test_data.py)
+    ("missing IDX file", lambda: load_from("missing"), DataError, "train-images-idx3-ubyte"),
+    ("truncated IDX file", lambda: load_from("truncated"), DataError, "bytes but its header"),
+    ("bad magic number", lambda: read_idx(Path(mnist_folder("missing")) / "t10k-labels-idx1-ubyte",
+                                         expected_shape=(10000, 28, 28)), DataError, "expected"),
     ("bad patching mode", lambda: iv.patching_effects(MODEL, X[:5], X[5:10], 0, 1, "fc1_post", mode="swap"),
      ValueError, "'denoise' or 'noise'"),
     ("fraction out of range", lambda: analysis.driving_classes(torch.rand(3, 10), fraction=0.0), ValueError,
