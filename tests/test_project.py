@@ -126,3 +126,24 @@ def test_results_do_not_depend_on_the_order_chapters_run_in(tmp_path, monkeypatc
         fresh = glued_values(nb)
         stored = glued_values(nbformat.read(BOOK / f"{name}.ipynb", as_version=4))
         assert fresh and fresh == stored, f"{name}: glued values differ when chapters run in another order"
+
+
+@pytest.mark.parametrize("name", chapters())
+def test_first_code_cell_installs_mnistlab_on_colab_only(name):
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    repo, branch = config["repository"]["url"], config["repository"]["branch"]
+    nb = jupytext.read(BOOK / f"{name}.md")
+    first = next(c for c in nb.cells if c.cell_type == "code")
+    assert "remove-cell" in first.metadata.get("tags", []), "the install cell must be hidden from the book"
+    assert 'if "google.colab" in sys.modules:' in first.source
+    assert f"git+{repo}@{branch}" in first.source, "the install cell must name the repository of _config.yml"
+
+
+def test_launch_buttons_and_binder_environment():
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    buttons = config["launch_buttons"]
+    assert buttons["binderhub_url"].startswith("https://") and buttons["colab_url"].startswith("https://")
+    for name in chapters():
+        assert (BOOK / f"{name}.ipynb").exists(), f"the launch buttons of {name} need its paired notebook"
+    requirements = (ROOT / ".binder" / "requirements.txt").read_text()
+    assert "download.pytorch.org/whl/cpu" in requirements and ".[book]" in requirements
