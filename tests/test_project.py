@@ -147,3 +147,15 @@ def test_launch_buttons_and_binder_environment():
         assert (BOOK / f"{name}.ipynb").exists(), f"the launch buttons of {name} need its paired notebook"
     requirements = (ROOT / ".binder" / "requirements.txt").read_text()
     assert "download.pytorch.org/whl/cpu" in requirements and ".[book]" in requirements
+
+
+def test_publish_workflow_builds_with_full_mnist_and_deploys_only_from_main():
+    wf = yaml.safe_load((ROOT / ".github" / "workflows" / "book.yml").read_text())
+    triggers = wf[True] if True in wf else wf["on"]  # YAML 1.1 reads the key `on` as True
+    assert triggers["push"]["branches"] == ["main"] and "schedule" in triggers and "pull_request" in triggers
+    build = wf["jobs"]["build"]
+    assert build["env"]["MNISTLAB_DATA"] == "mnist"
+    assert any("jupyter-book build book/" in step.get("run", "") for step in build["steps"])
+    assert "pull_request" in wf["jobs"]["deploy"]["if"] and "!=" in wf["jobs"]["deploy"]["if"]
+    readme_test = re.findall(r"```bash\n(.*?)\n```", (ROOT / "README.md").read_text(), re.S)[1]
+    assert any(readme_test in step.get("run", "") for step in wf["jobs"]["test"]["steps"])
