@@ -1,0 +1,48 @@
+"""The benchmark's own machinery: the textbook loop reads the same images, the README block."""
+
+import pytest
+import torch
+
+from mnistlab import bench
+
+
+def test_textbook_dataset_reads_the_same_images_and_labels(data, tmp_path):
+    from torchvision.datasets import MNIST
+    from torchvision.transforms import ToTensor
+
+    bench.write_torchvision_mnist(data, tmp_path)
+    for train, x, y in ((True, data.x_train, data.y_train), (False, data.x_test, data.y_test)):
+        ds = MNIST(str(tmp_path), train=train, download=False, transform=ToTensor())
+        assert len(ds) == len(y)
+        for i in (0, len(y) // 2, len(y) - 1):
+            image, label = ds[i]
+            assert label == int(y[i])
+            assert torch.equal(image.reshape(-1), x[i])  # pixels are k/255: exact through uint8
+
+
+def test_write_idx_is_read_back_by_read_idx(tmp_path):
+    import numpy as np
+
+    from mnistlab.data import read_idx
+
+    a = np.arange(2 * 28 * 28, dtype=np.uint8).reshape(2, 28, 28)
+    bench.write_idx(tmp_path / "x", a)
+    assert np.array_equal(read_idx(tmp_path / "x", expected_shape=(2, 28, 28)), a)
+
+
+def test_readme_block_is_replaced_between_the_markers(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{bench.README_START}\nold\n{bench.README_END}\nafter\n")
+    block = bench.readme_table([("figure", "1 s", "target < 2 s: met")], "python -m mnistlab.bench --readme")
+    bench.write_readme(block, readme)
+    text = readme.read_text()
+    assert text.startswith("intro\n") and text.endswith("\nafter\n") and "old" not in text
+    assert "| figure | 1 s | target < 2 s: met |" in text and "Measured on" in text
+
+
+def test_readme_without_markers_is_refused(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("no markers here\n")
+    with pytest.raises(ValueError, match="bench:start"):
+        bench.write_readme("block", readme)
+
