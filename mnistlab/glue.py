@@ -8,17 +8,15 @@ the build measured:
 * :func:`figure` — a figure for a ``{glue:figure}`` directive with a caption.
 
 Outside a book build (in Colab, say, without myst-nb) both still work: a figure is
-shown in the notebook, and a value is simply returned.
+shown in the notebook, and a value is simply not registered. Both return nothing, so a
+cell that ends with one of them displays nothing more.
 """
 
 from __future__ import annotations
 
-from typing import TypeVar
-
 import matplotlib.pyplot as plt
+import numpy as np
 from matplotlib.figure import Figure
-
-T = TypeVar("T")
 
 
 def _myst_glue():
@@ -29,15 +27,30 @@ def _myst_glue():
     return glue
 
 
-def value(name: str, v: T) -> T:
-    """Register ``v`` under ``name`` for the prose, without displaying it; returns ``v``."""
-    glue = _myst_glue()
-    if glue is not None:
-        glue(name, v, display=False)
+# Significant digits a glued float keeps. The prose shows at most three, and the stored
+# record must not change with float noise in the last bits (nbval compares it exactly).
+SIGNIFICANT_DIGITS = 4
+
+
+def stored(v):
+    """What is glued for ``v``: a float rounded to SIGNIFICANT_DIGITS, anything else as it is."""
+    if isinstance(v, float | np.floating) and np.isfinite(v):
+        return float(f"{float(v):.{SIGNIFICANT_DIGITS}g}")
     return v
 
 
-def figure(name: str, fig: Figure) -> Figure:
+def value(name: str, v) -> None:
+    """Register ``v`` under ``name`` for the prose, without displaying it.
+
+    Floats are glued with four significant digits (see :func:`stored`); the chapter's
+    own assertions use its full-precision values.
+    """
+    glue = _myst_glue()
+    if glue is not None:
+        glue(name, stored(v), display=False)
+
+
+def figure(name: str, fig: Figure) -> None:
     """Show ``fig`` in the notebook and register it under ``name`` for ``{glue:figure}``.
 
     The cell's own output is hidden in the book (tag it ``remove-output``); the book
@@ -54,7 +67,6 @@ def figure(name: str, fig: Figure) -> Figure:
 
         display(fig)
     plt.close(fig)
-    return fig
 
 
 __all__ = ["figure", "value"]
