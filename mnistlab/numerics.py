@@ -12,7 +12,14 @@ outputs are compared by nbval with fresh ones on whatever machine runs the tests
   (read when the first operation runs, so importing torch before mnistlab is fine);
 * ``MKL_CBWR=AVX2,STRICT`` — MKL's conditional numerical reproducibility for matmuls;
 * ``torch.backends.mkldnn.enabled = False`` — convolutions go through im2col and MKL;
-* ``torch.set_num_threads(2)`` — every machine splits work the same way.
+* ``torch.set_num_threads(2)`` — every machine splits work the same way;
+
+and, for the libraries under PCA, t-SNE and UMAP, which read them when they load (so
+they take effect in processes started after ``import mnistlab``, such as the kernels of
+a book build):
+
+* ``OPENBLAS_CORETYPE=Haswell``, ``OPENBLAS_NUM_THREADS=2`` — NumPy's and SciPy's OpenBLAS;
+* ``NUMBA_CPU_NAME=haswell`` — the machine code Numba compiles for UMAP.
 
 Where the processor has no AVX2 (or is not x86-64) nothing can be pinned this way, and
 results may differ from the book's in the last digits. ``MNISTLAB_REPRODUCIBLE=0``
@@ -25,7 +32,13 @@ import os
 import warnings
 
 ENV_SWITCH = "MNISTLAB_REPRODUCIBLE"
-PINNED_ENV = {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "AVX2,STRICT"}
+PINNED_ENV = {
+    "ATEN_CPU_CAPABILITY": "avx2",
+    "MKL_CBWR": "AVX2,STRICT",
+    "OPENBLAS_CORETYPE": "Haswell",
+    "OPENBLAS_NUM_THREADS": "2",
+    "NUMBA_CPU_NAME": "haswell",
+}
 THREADS = 2
 
 
@@ -57,3 +70,23 @@ def pin() -> None:
             ReproducibilityWarning,
             stacklevel=2,
         )
+
+
+def shell_exports() -> str:
+    """``export`` lines for a shell script that starts kernels (see .ci/sync-notebooks)."""
+    return "\n".join(f"export {key}='{os.environ.get(key, value)}'" for key, value in PINNED_ENV.items())
+
+
+def signature() -> str:
+    """The arithmetic in force, for cache keys: a model trained under other pins is another model."""
+    import torch
+
+    return "/".join(
+        [
+            torch.__version__,
+            torch.backends.cpu.get_cpu_capability(),
+            f"threads={torch.get_num_threads()}",
+            f"mkldnn={torch.backends.mkldnn.enabled}",
+            f"mkl_cbwr={os.environ.get('MKL_CBWR', '')}",
+        ]
+    )

@@ -33,6 +33,7 @@ from torch import nn
 import mnistlab.hooks
 import mnistlab.models
 import mnistlab.record
+from mnistlab import numerics
 from mnistlab.cache import ModelCache, cache_key, source_fingerprint
 from mnistlab.data import Dataset
 from mnistlab.models import ModelConfig, build_model, check_images, make_model
@@ -187,13 +188,14 @@ TRAINING_CODE = (mnistlab.models, mnistlab.hooks, mnistlab.record, sys.modules[_
 
 
 def model_key(model_config: ModelConfig, train_config: TrainConfig, data: Dataset) -> str:
-    """The cache key of a training run: configs, data fingerprint and training code."""
+    """The cache key of a training run: configs, data fingerprint, training code and arithmetic."""
     return cache_key(
         "model",
         model_config,
         train_config,
         data.fingerprint,
         source_fingerprint(TRAINING_CODE),
+        numerics.signature() if train_config.device == "cpu" else train_config.device,
     )
 
 

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+import mnistlab  # noqa: F401  (pins the arithmetic of the kernels tests start: mnistlab.numerics)
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
