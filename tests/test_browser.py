@@ -6,7 +6,7 @@ Playwright. A page fails on:
 - a JavaScript console error or an uncaught exception;
 - a request that fails, or one that leaves localhost (the book is self-contained:
   MathJax is served from the book, see book/_vendor/mathjax);
-- an image that does not load;
+- an image that does not load, or has no alt text;
 - an unrendered glue value or formula;
 - a link to another page of the book, or to an anchor, that does not exist;
 - a Binder or Colab launch link whose notebook is not in this repository.
@@ -41,6 +41,7 @@ async () => {
   const math = [...document.querySelectorAll(".math")];
   return {
     broken_images: broken,
+    no_alt: [...document.images].filter(img => !img.alt.trim()).map(img => img.src),
     images: document.images.length,
     unrendered_math: math.filter(m => !m.querySelector("mjx-container")).map(m => m.textContent.slice(0, 80)),
     math: math.length,
@@ -156,6 +157,7 @@ def test_every_page_in_headless_chromium(site):
                 found, state = visit(browser, base, name, shots / name.replace(".html", ".png"))
                 problems[name] = found
                 found += [f"image does not load: {src}" for src in state["broken_images"]]
+                found += [f"image without alt text: {src}" for src in state["no_alt"]]
                 found += [f"formula not typeset: {m!r}" for m in state["unrendered_math"]]
                 if "{glue" in state["text"]:
                     found.append("an unrendered glue role is visible")
