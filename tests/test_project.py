@@ -83,7 +83,27 @@ def test_every_page_is_marked_outdated_on_every_build():
     assert outdated == ["c", "intro"]
     config = yaml.safe_load((ROOT / "_config.yml").read_text())
     assert config["execute"]["execute_notebooks"] == "force"
-    assert config["sphinx"]["local_extensions"] == {"reexecute": "book/_ext"}
+    assert config["sphinx"]["local_extensions"]["reexecute"] == "book/_ext"
+
+
+def test_page_fixes_keep_each_script_once():
+    sys.path.insert(0, str(BOOK / "_ext"))
+    try:
+        import pagefixes
+    finally:
+        sys.path.remove(str(BOOK / "_ext"))
+
+    class Script(str):
+        def __new__(cls, filename, **attributes):
+            s = super().__new__(cls, filename or "")
+            s.filename, s.attributes = filename, attributes
+            return s
+
+    a, b = Script(None, body="const X = 1"), Script("", body="const X = 1")  # Sphinx writes both for one script
+    c, d = Script("x.js"), Script("x.js", defer="defer")
+    assert pagefixes.unique_scripts([a, c, b, d, c]) == [a, c, d]
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    assert config["sphinx"]["local_extensions"]["pagefixes"] == "book/_ext"
 
 
 def glued_values(nb) -> dict[str, str]:
