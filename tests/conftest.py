@@ -6,10 +6,16 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 import mnistlab  # noqa: F401  (pins the arithmetic of the kernels tests start: mnistlab.numerics)
 
 ROOT = Path(__file__).resolve().parents[1]
+
+# Property tests draw the same examples on every run, so a failure in CI can be
+# reproduced from its log rather than depending on a random draw.
+settings.register_profile("mnistlab", derandomize=True)
+settings.load_profile("mnistlab")
 
 
 @pytest.fixture(scope="session")
