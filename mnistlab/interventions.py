@@ -238,8 +238,12 @@ def masked_ablation(
         raise ValueError(f"classes {(support == 0).nonzero().flatten().tolist()} have no inputs")
     base_logits, probe = run_with_cache(model, x, names=[layer])
     width, unit_shape = probe[layer].shape[1], probe[layer].shape[2:]
-    # Bound the memory of the replicated batch by the edited activation's size (conv maps are large).
-    max_rows = max(1, min(max_rows, ELEMENT_BUDGET // probe[layer][0].numel()))
+    # Bound the memory of the replicated batch by the largest tensor one input row becomes
+    # anywhere in the forward pass (every copy runs through every layer, and in a CNN the
+    # conv maps before and after the edited layer are far larger than a hidden layer).
+    _, sizes = run_with_cache(model, x[:1])
+    per_row = max(x[0].numel(), *(a[0].numel() for a in sizes.values()))
+    max_rows = max(1, min(max_rows, ELEMENT_BUDGET // per_row))
     values = torch.zeros(width, *unit_shape) if values is None else values
     if values.shape != (width, *unit_shape):
         raise ValueError(f"values must have shape {(width, *unit_shape)} (one per unit), got {tuple(values.shape)}")
