@@ -55,7 +55,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mnistlab.data import MNIST_FILES, DataConfig, DataError, Dataset, load_data, read_idx
+from mnistlab.data import MNIST_FILES, DataConfig, DataError, Dataset, dataset_from_idx, load_data, read_idx
 from mnistlab.models import ModelConfig, build_model
 from mnistlab.record import ActivationRecorder
 from mnistlab.train import TrainConfig, train
@@ -79,15 +79,8 @@ def full_size_data() -> Dataset:
             f"lacks {missing} (install Debian's package: apt-get install dataset-fashion-mnist)"
         )
     arrays = {key: read_idx(FASHION_MNIST_DIR / f"{name}.gz", shape) for key, (name, shape) in MNIST_FILES.items()}
-    rows = lambda a: torch.from_numpy(a.reshape(len(a), -1).astype(np.float32) / 255.0)  # noqa: E731
-    return Dataset(
-        x_train=rows(arrays["x_train"]),
-        y_train=torch.from_numpy(arrays["y_train"].astype(np.int64)),
-        x_test=rows(arrays["x_test"]),
-        y_test=torch.from_numpy(arrays["y_test"].astype(np.int64)),
-        source="fashion-mnist",
-        description="Fashion-MNIST (Debian's dataset-fashion-mnist)",
-    )
+    description = "Fashion-MNIST (Debian's dataset-fashion-mnist)"
+    return dataset_from_idx(arrays, source="fashion-mnist", description=description)
 
 
 def write_idx(path: Path, array: np.ndarray) -> None:

@@ -236,13 +236,22 @@ def _read_mnist_folder(folder: Path) -> Dataset:
     for key in ("y_train", "y_test"):
         if arrays[key].max() >= N_CLASSES:
             raise DataError(f"{MNIST_FILES[key][0]} in {folder} holds labels above 9: not MNIST labels")
+    return dataset_from_idx(arrays, source="mnist", description="Full MNIST")
+
+
+def dataset_from_idx(arrays: dict[str, np.ndarray], source: str, description: str) -> Dataset:
+    """A :class:`Dataset` from the four arrays of MNIST's IDX files, keyed as ``MNIST_FILES``.
+
+    Images are unsigned bytes (N, 28, 28), labels unsigned bytes (N,); the same layout
+    serves any MNIST-format set (the benchmark reads Fashion-MNIST through it).
+    """
     return Dataset(
         x_train=_to_float_rows(arrays["x_train"]),
         y_train=torch.from_numpy(arrays["y_train"].astype(np.int64)),
         x_test=_to_float_rows(arrays["x_test"]),
         y_test=torch.from_numpy(arrays["y_test"].astype(np.int64)),
-        source="mnist",
-        description="Full MNIST",
+        source=source,
+        description=description,
     )
 
 
