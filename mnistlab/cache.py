@@ -14,7 +14,9 @@ verified against their checksum on every load, and a file lock keeps two process
 from training the same entry at once. A damaged entry is reported in one line,
 deleted and rebuilt — never loaded.
 
-The cache lives in ``$MNISTLAB_CACHE`` (default ``~/.cache/mnistlab``).
+The cache lives in ``$MNISTLAB_CACHE`` (default ``~/.cache/mnistlab``): trained models
+in ``models/``, and results of expensive analysis functions in ``results/`` (entries of
+the same form, see :mod:`mnistlab.memo`).
 """
 
 from __future__ import annotations
@@ -76,24 +78,34 @@ def cache_key(*parts: Any) -> str:
     return hashlib.sha256(stable_json(list(parts)).encode()).hexdigest()
 
 
-class ModelCache:
-    """Weights + JSON metadata on disk, verified on load and written atomically."""
+KINDS = ("models", "results")
 
-    def __init__(self, root: str | Path | None = None):
+
+class ModelCache:
+    """Weights + JSON metadata on disk, verified on load and written atomically.
+
+    ``kind`` picks the folder below the root: ``"models"`` for trained models,
+    ``"results"`` for the results of expensive analysis functions (:mod:`mnistlab.memo`).
+    """
+
+    def __init__(self, root: str | Path | None = None, kind: str = "models"):
+        if kind not in KINDS:
+            raise ValueError(f"ModelCache kind must be one of {KINDS}, got {kind!r}")
         self.root = Path(root) if root is not None else cache_dir()
-        self.models = self.root / "models"
+        self.kind = kind
+        self.folder = self.root / kind
 
     def __repr__(self) -> str:
-        return f"ModelCache({str(self.root)!r})"
+        return f"ModelCache({str(self.root)!r}, kind={self.kind!r})"
 
     def path(self, key: str) -> Path:
-        return self.models / key
+        return self.folder / key
 
     @contextmanager
     def lock(self, key: str):
         """Hold the entry's file lock: one process builds an entry, the others wait for it."""
-        self.models.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(self.models / f"{key}.lock")):
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(self.folder / f"{key}.lock")):
             yield
 
     def load(self, key: str) -> tuple[dict[str, torch.Tensor], dict] | None:
@@ -112,7 +124,7 @@ class ModelCache:
             tensors = st_load(blob)
         except Exception as err:  # missing file, bad JSON, bad checksum, bad safetensors
             warnings.warn(
-                f"model cache entry {key[:12]}… is damaged ({err}); deleting it and rebuilding",
+                f"{self.kind[:-1]} cache entry {key[:12]}… is damaged ({err}); deleting it and rebuilding",
                 CacheCorruptionWarning,
                 stacklevel=2,
             )
@@ -122,10 +134,10 @@ class ModelCache:
 
     def save(self, key: str, tensors: dict[str, torch.Tensor], meta: dict) -> None:
         """Write an entry atomically: a reader sees the old entry, or the whole new one."""
-        self.models.mkdir(parents=True, exist_ok=True)
+        self.folder.mkdir(parents=True, exist_ok=True)
         blob = st_save({k: v.detach().cpu().contiguous() for k, v in tensors.items()})
         meta = {**meta, "key": key, "weights_sha256": hashlib.sha256(blob).hexdigest()}
-        tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{key[:12]}-", dir=self.models))
+        tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{key[:12]}-", dir=self.folder))
         try:
             (tmp / WEIGHTS).write_bytes(blob)
             (tmp / META).write_text(json.dumps(meta, indent=1, sort_keys=True))
@@ -156,7 +168,7 @@ class ModelCache:
             problem = validate(hit[1]) if hit is not None and validate is not None else None
             if problem is not None:
                 warnings.warn(
-                    f"model cache entry {key[:12]}… is damaged ({problem}); deleting it and rebuilding",
+                    f"{self.kind[:-1]} cache entry {key[:12]}… is damaged ({problem}); deleting it and rebuilding",
                     CacheCorruptionWarning,
                     stacklevel=2,
                 )
@@ -173,9 +185,9 @@ class ModelCache:
 
     def entries(self) -> list[Path]:
         """Every complete entry folder in the cache."""
-        if not self.models.exists():
+        if not self.folder.exists():
             return []
-        return sorted(p for p in self.models.iterdir() if p.is_dir() and not p.name.startswith(".tmp-"))
+        return sorted(p for p in self.folder.iterdir() if p.is_dir() and not p.name.startswith(".tmp-"))
 
     def clear(self) -> int:
         """Delete every entry; returns how many were deleted."""

