@@ -117,7 +117,9 @@ def parser() -> argparse.ArgumentParser:
     csub = c.add_subparsers(dest="action", required=True)
     cl = csub.add_parser("list", help="list cached models", description="List the cached models.")
     cl.set_defaults(run=_cache_list)
-    cc = csub.add_parser("clear", help="delete every cached model and result", description="Delete every cached model and analysis result.")
+    cc = csub.add_parser(
+        "clear", help="delete every cached model and result", description="Delete every cached model and result."
+    )
     cc.add_argument("--yes", action="store_true", help="really delete")
     cc.set_defaults(run=_cache_clear)
 

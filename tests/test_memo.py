@@ -12,7 +12,7 @@ from mnistlab import interventions as iv
 from mnistlab.cache import CacheCorruptionWarning, ModelCache
 from mnistlab.data import DataConfig, load_data
 from mnistlab.models import ModelConfig, build_model
-from mnistlab.train import TrainedModel, TrainConfig
+from mnistlab.train import TrainConfig, TrainedModel
 
 CALLS = []
 
