@@ -221,9 +221,12 @@ def masked_ablation(
 ) -> MaskedAccuracy:
     """Accuracy with the units of each mask ablated together, for many masks at once.
 
-    Vectorised: a batch of B inputs is repeated G times (one copy per mask) and a
-    single hook replaces, in copy ``g``, the units where ``masks[g]`` is True; each
-    forward pass evaluates G ablations on B inputs at once (``max_rows`` bounds G × B).
+    Vectorised: a batch of B inputs runs up to ``layer`` once; there a single hook
+    turns the layer's (B, D, ...) activation into G copies, replacing in copy ``g`` the
+    units where ``masks[g]`` is True, and the rest of the network runs on all G × B
+    rows at once (``max_rows`` bounds G × B). So the layers before ``layer`` run once
+    per batch, not once per mask; the model must not assume, after ``layer``, that
+    the batch keeps its size (the models of :mod:`mnistlab.models` do not).
 
     Args:
         masks: (G, D) bool, True = ablate this unit in this copy.
@@ -258,9 +261,9 @@ def masked_ablation(
 
     def ablate_per_copy(act: torch.Tensor, name: str) -> torch.Tensor:
         m = current["masks"].to(device)  # (G, D)
-        act = act.view(len(m), -1, *act.shape[1:])  # (G, B, D, ...)
-        m = m.view(len(m), 1, width, *[1] * len(unit_shape))
-        return torch.where(m, fill.to(act.dtype), act).view(-1, *act.shape[2:])
+        m = m.view(len(m), 1, width, *[1] * len(unit_shape))  # (G, 1, D, ...)
+        copies = torch.where(m, fill.to(act.dtype), act.unsqueeze(0))  # (G, B, D, ...)
+        return copies.view(-1, *act.shape[1:])  # (G × B, D, ...): copy g holds rows g·B … g·B + B − 1
 
     was_training = model.training
     model.eval()
@@ -272,7 +275,7 @@ def masked_ablation(
                 rows = max(1, min(len(x), max_rows // g))
                 for start in range(0, len(x), rows):
                     xb, yb = x[start : start + rows].to(device), labels[start : start + rows]
-                    preds = model(xb.repeat(g, *[1] * (xb.ndim - 1))).argmax(1).view(g, -1)  # (G, B)
+                    preds = model(xb).argmax(1).view(g, -1)  # (G, B): the hook made G copies
                     correct[g0 : g0 + g] += _per_class_correct(preds, yb, n_classes).cpu()
     finally:
         model.train(was_training)
