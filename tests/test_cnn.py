@@ -91,3 +91,30 @@ def test_channel_units_are_spatial_means(cnn, images):
 def test_invalid_cnn_config(kwargs, match):
     with pytest.raises(ValueError, match=match):
         ModelConfig(**kwargs)
+
+
+@pytest.mark.parametrize("layer", ["conv1_post", "conv2_post", "fc1_post"])
+@pytest.mark.parametrize("max_rows", [7, 65_536])  # many small groups and batches, or one pass
+def test_masked_ablation_equals_one_edited_run_per_mask(layer, max_rows):
+    """The layers before ``layer`` run once per batch; each mask must still see its own copy."""
+    torch.manual_seed(0)
+    cnn = build_model(CONFIG).eval()
+    with torch.no_grad():  # larger weights than at initialisation: answers that depend on the image
+        for p in cnn.parameters():
+            p.mul_(4)
+    x = torch.rand(60, 784, generator=torch.Generator().manual_seed(3))
+    # Every digit present, and labels from the intact model on the others, so most
+    # ablations change some answers: a mask applied to the wrong copy would show.
+    labels = cnn(x).argmax(1)
+    labels[:10] = torch.arange(10)
+    _, probe = run_with_cache(cnn, x[:1], names=[layer])
+    width = probe[layer].shape[1]
+    masks = torch.rand(6, width, generator=torch.Generator().manual_seed(1)) < 0.5
+    masks[0] = False
+    result = iv.masked_ablation(cnn, x, labels, layer, masks, max_rows=max_rows)
+    for g, mask in enumerate(masks):
+        preds = iv.run_edited(cnn, x, {layer: iv.zero_ablation(mask.nonzero().flatten())}).argmax(1)
+        expected = analysis.per_class_accuracy(preds, labels)
+        torch.testing.assert_close(result.per_class[g], expected.to(result.per_class.dtype))
+    torch.testing.assert_close(result.per_class[0], result.base)
+    assert len(set(result.accuracy.tolist())) >= 3, "the masks should give different accuracies"
