@@ -36,7 +36,7 @@ import torch
 from torch import nn
 
 from mnistlab.analysis import N_CLASSES
-from mnistlab.hooks import hooks, resolve_names, run_with_cache
+from mnistlab.hooks import all_finite, hooks, resolve_names, run_with_cache
 
 ELEMENT_BUDGET = 1 << 24  # largest replicated activation in masked_ablation: 16M floats (64 MB)
 
@@ -159,7 +159,7 @@ def run_edited(
     resolve_names(model, list(edits))
     if len(x) == 0:
         raise ValueError("run_edited needs at least one input, got an empty tensor")
-    if not torch.isfinite(x).all():
+    if not all_finite(x):
         raise ValueError(f"run_edited got {int((~torch.isfinite(x)).sum())} NaN or infinite input values")
     as_lists = {name: [e] if isinstance(e, Edit) else list(e) for name, e in edits.items()}
     rows = slice(0, 0)
