@@ -1,17 +1,19 @@
 """A scalar-valued autograd engine and a tiny MLP built from it (micrograd-style).
 
-Every number is a :class:`Value` that remembers how it was made. Each operation
-creates a new ``Value`` together with a closure that knows that operation's local
-derivative; ``backward()`` visits the graph in reverse topological order and applies
-the chain rule one closure at a time: each closure receives the gradient of its
-operation's output and adds its share to the gradients of the inputs.
+Every number is a :class:`Value` that remembers how it was made: the values it was
+computed from and, for each of them, the local derivative of the operation (for
+``a * b``: ``b`` with respect to ``a``, ``a`` with respect to ``b``). ``backward()``
+visits the graph in reverse topological order and applies the chain rule edge by
+edge: each value passes its gradient times the local derivative on to its inputs.
+Chapter 1 uses it to show what ``loss.backward()`` in PyTorch does, then checks it
+against ``torch.autograd``.
 
-The closures hold the inputs but not the output (micrograd's closures read
-``out.grad``, so every node and its closure form a reference cycle). The graph is a
-plain tree of references, freed the moment the loss goes out of use; with cycles,
-Python's cycle collector would spend most of a training step inspecting the tens of
-thousands of nodes each step creates. Chapter 1 uses it to show what
-``loss.backward()`` in PyTorch does, then checks it against ``torch.autograd``.
+micrograd keeps a closure per operation instead, which reads the output's gradient;
+each node and its closure then form a reference cycle, and Python's cycle collector
+spends most of a training step inspecting the tens of thousands of nodes a step
+creates. Local derivatives stored as numbers make the graph a plain structure of
+references with no cycles and fewer objects, freed as soon as the loss is dropped,
+with the same arithmetic.
 
 >>> a, b = Value(2.0), Value(-3.0)
 >>> y = (a * b + a).tanh()
@@ -30,20 +32,28 @@ import torch
 from torch import nn
 
 
-def _leaf(grad: float) -> None:
-    """The ``_backward`` of a leaf: it was computed from nothing, so it passes nothing on."""
-
-
 class Value:
-    """One scalar in a computation graph, with its gradient."""
+    """One scalar in a computation graph, with its gradient.
 
-    __slots__ = ("data", "grad", "_backward", "_prev", "op", "label")
+    ``children`` are the values it was computed from, and ``local_grads`` the local
+    derivative of this value with respect to each of them (for ``a * b``: ``b`` for
+    ``a`` and ``a`` for ``b``), fixed when the value is computed.
+    """
 
-    def __init__(self, data: float, _children: tuple[Value, ...] = (), op: str = "", label: str = ""):
+    __slots__ = ("data", "grad", "_prev", "_local", "op", "label")
+
+    def __init__(
+        self,
+        data: float,
+        _children: tuple[Value, ...] = (),
+        _local_grads: tuple[float, ...] = (),
+        op: str = "",
+        label: str = "",
+    ):
         self.data = float(data)
         self.grad = 0.0
-        self._backward = _leaf
         self._prev = _children
+        self._local = _local_grads
         self.op = op
         self.label = label
 
@@ -55,71 +65,40 @@ class Value:
         """The values this one was computed from (empty for a leaf)."""
         return self._prev
 
-    # --- operations: each one owns its local derivative ---------------------------
+    @property
+    def local_grads(self) -> tuple[float, ...]:
+        """d(self)/d(child) for each of :attr:`children`."""
+        return self._local
+
+    # --- operations: each one records its local derivatives --------------------------
 
     def __add__(self, other: Value | float) -> Value:
         other = other if isinstance(other, Value) else Value(other)
-        out = Value(self.data + other.data, (self, other), "+")
-
-        def _backward(grad: float) -> None:
-            self.grad += grad
-            other.grad += grad
-
-        out._backward = _backward
-        return out
+        return Value(self.data + other.data, (self, other), (1.0, 1.0), "+")
 
     def __mul__(self, other: Value | float) -> Value:
         other = other if isinstance(other, Value) else Value(other)
-        out = Value(self.data * other.data, (self, other), "*")
-
-        def _backward(grad: float) -> None:
-            self.grad += other.data * grad
-            other.grad += self.data * grad
-
-        out._backward = _backward
-        return out
+        return Value(self.data * other.data, (self, other), (other.data, self.data), "*")
 
     def __pow__(self, exponent: int | float) -> Value:
         if not isinstance(exponent, int | float):
             raise TypeError(f"Value ** exponent needs an int or float exponent, got {type(exponent).__name__}")
-        out = Value(self.data**exponent, (self,), f"**{exponent:g}")
-
-        def _backward(grad: float) -> None:
-            self.grad += exponent * self.data ** (exponent - 1) * grad
-
-        out._backward = _backward
-        return out
+        local = exponent * self.data ** (exponent - 1)
+        return Value(self.data**exponent, (self,), (local,), f"**{exponent:g}")
 
     def exp(self) -> Value:
         e = math.exp(self.data)
-        out = Value(e, (self,), "exp")
-
-        def _backward(grad: float) -> None:
-            self.grad += e * grad  # d/dx e^x = e^x, already computed
-
-        out._backward = _backward
-        return out
+        return Value(e, (self,), (e,), "exp")  # d/dx e^x = e^x, already computed
 
     def tanh(self) -> Value:
         t = math.tanh(self.data)
-        out = Value(t, (self,), "tanh")
-
-        def _backward(grad: float) -> None:
-            self.grad += (1.0 - t * t) * grad
-
-        out._backward = _backward
-        return out
+        return Value(t, (self,), (1.0 - t * t,), "tanh")
 
     def relu(self) -> Value:
-        r = self.data if self.data > 0 else 0.0
-        out = Value(r, (self,), "relu")
+        # The kink at 0 gets derivative 0, the same convention as torch.relu.
+        positive = self.data > 0
+        return Value(self.data if positive else 0.0, (self,), (1.0 if positive else 0.0,), "relu")
 
-        def _backward(grad: float) -> None:
-            # The kink at 0 gets derivative 0, the same convention as torch.relu.
-            self.grad += (r > 0) * grad
-
-        out._backward = _backward
-        return out
 
     # --- everything else is written in terms of the operations above --------------
 
@@ -152,9 +131,11 @@ class Value:
         for v in order:
             v.grad = 0.0
         self.grad = 1.0
-        # Reverse topological order: a node's gradient is complete before it is passed on.
+        # Reverse topological order: a node's gradient is complete before it is passed on,
+        # along each edge, times that edge's local derivative (the chain rule).
         for v in reversed(order):
-            v._backward(v.grad)
+            for child, local in zip(v._prev, v._local):
+                child.grad += local * v.grad
 
 
 def topological_order(root: Value) -> list[Value]:
