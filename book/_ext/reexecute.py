@@ -1,22 +1,180 @@
-"""Sphinx extension: re-read (and so re-execute) every page on every build.
+"""Sphinx extension: execute every chapter on every build, several at a time.
 
-Sphinx re-reads only pages whose source changed since the last build, so with
-``execute_notebooks: force`` a chapter whose Markdown did not change would keep the
-figures of an older library. Marking every page outdated makes each build run every
-chapter against the code as it is now.
+Sphinx re-reads only pages whose source changed since the last build, so a chapter
+whose Markdown did not change would keep the figures of an older library. This
+extension marks every page outdated, so each build runs every chapter against the
+code as it is now.
+
+Jupyter Book executes the pages it reads one after another, and most of a chapter's
+time is one CPU core busy in Python (plots, UMAP, Numba compiling). So before Sphinx
+reads the pages, this extension executes all of them, ``$MNISTLAB_BUILD_JOBS`` at a
+time (default: 2, or 1 on a one-core machine), each in its own kernel, and puts the
+executed notebooks into myst-nb's execution cache (``execute_notebooks: cache``),
+from which myst-nb then takes the outputs. That cache is emptied first, on every
+build: it only ever holds what this build executed. A chapter that fails here is left
+out of the cache, so myst-nb executes it again itself and reports the error as usual.
 
 It also imports mnistlab, which pins the arithmetic of this process's environment
 (:mod:`mnistlab.numerics`), so the kernels the build starts compute the same bits on
 every x86-64 machine.
 """
 
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
+from pathlib import Path
+
 import mnistlab  # noqa: F401  (sets the environment the kernels inherit)
+
+ENV_JOBS = "MNISTLAB_BUILD_JOBS"
+
+
+def jobs() -> int:
+    """How many chapters run at once: ``$MNISTLAB_BUILD_JOBS``, else 2 (1 on one core)."""
+    value = os.environ.get(ENV_JOBS, "")
+    if not value:
+        return min(2, os.cpu_count() or 1)
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"${ENV_JOBS} must be a whole number >= 1, got {value!r}")
+    return int(value)
 
 
 def _every_page(app, env, added, changed, removed):
     return sorted(env.found_docs - added - changed - removed)
 
 
+def _cache_path(app, config) -> None:
+    # myst-nb's default is .jupyter_cache in the working directory; keep it in the build.
+    if not config.nb_execution_cache_path:
+        config.nb_execution_cache_path = str(Path(app.outdir).parent / ".jupyter_cache")
+
+
+def _execute_all(app, env, docnames) -> None:
+    """Execute the notebooks among ``docnames`` in parallel into a fresh execution cache."""
+    import nbformat
+    from jupyter_cache import get_cache
+    from jupyter_cache.base import CacheBundleIn
+    from myst_nb.core.read import create_nb_reader
+    from sphinx.util import logging
+
+    logger = logging.getLogger(__name__)
+    nb_config = env.mystnb_config
+    if nb_config.execution_mode != "cache":
+        return
+    cache_path = Path(nb_config.execution_cache_path)
+    shutil.rmtree(cache_path, ignore_errors=True)  # nothing from an earlier build is ever served
+    cache = get_cache(str(cache_path))
+
+    pages = []
+    for docname in sorted(docnames):
+        path = Path(env.doc2path(docname))
+        text = path.read_text(encoding="utf8")
+        # The same reader myst-nb uses, so the cache's hash of the code cells matches.
+        reader = create_nb_reader(str(path), env.myst_config, nb_config, text)
+        if reader is not None:
+            pages.append((docname, path, reader.read(text), reader.read_fmt))
+    if not pages:
+        return
+
+    def run(page, tmp: Path):
+        # Each page in its own process (kernel clients are not thread-safe); the
+        # threads of this pool only wait for them.
+        docname, path, notebook, _ = page
+        source, executed = tmp / f"{docname}.in.ipynb", tmp / f"{docname}.out.ipynb"
+        nbformat.write(notebook, source)
+        started = time.perf_counter()
+        proc = subprocess.run(
+            [sys.executable, __file__, str(source), str(executed), str(path.parent), str(nb_config.execution_timeout)],
+            capture_output=True,
+            text=True,
+        )
+        seconds = time.perf_counter() - started
+        result = nbformat.read(executed, as_version=4) if proc.returncode == 0 else None
+        return page, result, seconds, proc.stderr[-2000:]
+
+    n = jobs()
+    if n > 1:
+        # OpenMP threads that spin while they wait take the cores from the other kernels:
+        # two chapters training at once ran 7× slower. A short spin before sleeping costs
+        # nothing alone (the arithmetic is the same; only the waiting changes).
+        os.environ.setdefault("GOMP_SPINCOUNT", "1000")
+    logger.info(f"[reexecute] executing {len(pages)} pages, {n} at a time")
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(max_workers=n) as pool:
+        # Longest first, by the times of the last build (a hint for the order only:
+        # nothing is taken from that build); pages not timed yet first of all.
+        last = _last_seconds()
+        ordered = sorted(reversed(pages), key=lambda page: -last.get(page[0], float("inf")))
+        futures = [pool.submit(run, page, Path(tmp)) for page in ordered]
+        seconds_now = {}
+        for future in futures:
+            (docname, path, _, read_fmt), executed, seconds, errors = future.result()
+            if executed is None:
+                logger.info(f"[reexecute] {docname} failed; myst-nb will execute it again and report:\n{errors}")
+                continue
+            record = cache.add_nb_to_project(str(path), read_data=read_fmt)
+            cache.cache_notebook_bundle(
+                CacheBundleIn(executed, record.uri, data={"execution_seconds": seconds}),
+                check_validity=False,
+                overwrite=True,
+            )
+            logger.info(f"[reexecute] {docname}: {seconds:.1f} s")
+            seconds_now[docname] = seconds
+    logger.info(f"[reexecute] all pages executed in {time.perf_counter() - start:.1f} s")
+    _save_seconds(seconds_now)
+
+
+def _times_file() -> Path:
+    from mnistlab.cache import cache_dir
+
+    return cache_dir() / "page-seconds.json"
+
+
+def _last_seconds() -> dict[str, float]:
+    try:
+        times = json.loads(_times_file().read_text())
+        return {str(k): float(v) for k, v in times.items()}
+    except (OSError, ValueError, AttributeError, TypeError):
+        return {}  # no earlier build, or an unreadable file: the default order
+
+
+def _save_seconds(seconds: dict[str, float]) -> None:
+    with suppress(OSError):
+        _times_file().parent.mkdir(parents=True, exist_ok=True)
+        _times_file().write_text(json.dumps(seconds, indent=1, sort_keys=True))
+
+
+def _execute_one(source: str, executed: str, cwd: str, timeout: str) -> None:
+    """Execute the notebook ``source`` in a kernel started in ``cwd``; write it to ``executed``."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    notebook = nbformat.read(source, as_version=4)
+    client = NotebookClient(
+        notebook,
+        timeout=int(timeout),
+        allow_errors=False,
+        record_timing=False,  # timing metadata in the cells would change the cache's hash of the page
+        resources={"metadata": {"path": cwd}},
+    )
+    client.execute()
+    nbformat.write(notebook, executed)
+
+
 def setup(app):
+    app.connect("config-inited", _cache_path)
     app.connect("env-get-outdated", _every_page)
+    app.connect("env-before-read-docs", _execute_all)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
+
+
+if __name__ == "__main__":  # a worker: python reexecute.py SOURCE EXECUTED CWD TIMEOUT
+    _execute_one(*sys.argv[1:5])
