@@ -46,3 +46,11 @@ def test_readme_without_markers_is_refused(tmp_path):
     with pytest.raises(ValueError, match="bench:start"):
         bench.write_readme("block", readme)
 
+
+
+def test_tree_memory_splits_shared_pages():
+    import os
+
+    pss, rss = bench._tree_memory(os.getpid())
+    assert 0 < pss <= rss
+    assert bench._tree_memory(2**22 + 12345) == (0, 0)  # no such process

@@ -1,5 +1,6 @@
 """Project-level checks: lint, README/CI agreement, paired notebooks, the book build."""
 
+import os
 import re
 import shutil
 import subprocess
@@ -84,6 +85,22 @@ def test_every_page_is_marked_outdated_on_every_build():
     config = yaml.safe_load((ROOT / "_config.yml").read_text())
     assert config["execute"]["execute_notebooks"] == "cache"  # filled by reexecute, emptied every build
     assert config["sphinx"]["local_extensions"]["reexecute"] == "book/_ext"
+
+
+def test_build_jobs_come_from_the_environment(monkeypatch):
+    sys.path.insert(0, str(BOOK / "_ext"))
+    try:
+        import reexecute
+    finally:
+        sys.path.remove(str(BOOK / "_ext"))
+    monkeypatch.setenv("MNISTLAB_BUILD_JOBS", "3")
+    assert reexecute.jobs() == 3
+    monkeypatch.delenv("MNISTLAB_BUILD_JOBS")
+    assert reexecute.jobs() == min(2, os.cpu_count() or 1)
+    for bad in ("0", "two", "-1"):
+        monkeypatch.setenv("MNISTLAB_BUILD_JOBS", bad)
+        with pytest.raises(ValueError, match="MNISTLAB_BUILD_JOBS must be a whole number"):
+            reexecute.jobs()
 
 
 def test_page_fixes_keep_each_script_once():

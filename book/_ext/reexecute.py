@@ -32,8 +32,6 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from pathlib import Path
 
-import mnistlab  # noqa: F401  (sets the environment the kernels inherit)
-
 ENV_JOBS = "MNISTLAB_BUILD_JOBS"
 
 
@@ -170,6 +168,8 @@ def _execute_one(source: str, executed: str, cwd: str, timeout: str) -> None:
 
 
 def setup(app):
+    import mnistlab  # noqa: F401  (pins the environment the kernels inherit; not in the lean workers)
+
     app.connect("config-inited", _cache_path)
     app.connect("env-get-outdated", _every_page)
     app.connect("env-before-read-docs", _execute_all)
