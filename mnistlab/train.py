@@ -89,11 +89,14 @@ class TrainedModel:
     train_config: TrainConfig
     history: dict[str, list[float]]
     # How long training took and whether the model came from the cache do not change
-    # it: results keyed on a run (mnistlab.memo) leave these two out.
+    # it: results keyed on a run (mnistlab.memo) leave these out. ``train_seconds``
+    # covers the whole run, evaluation and callbacks included; ``step_seconds`` only
+    # the SGD steps (forward, backward, update), the work a bare training loop does.
     train_seconds: float = dataclasses.field(metadata={"digest": False})
     from_cache: bool = dataclasses.field(default=False, metadata={"digest": False})
     snapshots: dict[str, torch.Tensor] = dataclasses.field(default_factory=dict)
     grad_norms: dict[str, list[float]] = dataclasses.field(default_factory=dict)
+    step_seconds: float = dataclasses.field(default=0.0, metadata={"digest": False})
 
     @property
     def final_test_acc(self) -> float:
@@ -164,6 +167,7 @@ def train(
 
         epochs = tqdm(epochs, desc="training", unit="epoch", file=sys.stderr, leave=False)
     n = len(y_train)
+    step_seconds = 0.0
     with ExitStack() as attached:  # training-time hooks, removed even if training fails
         for cb in callbacks:
             if hasattr(cb, "attach"):
@@ -172,17 +176,21 @@ def train(
         for epoch in epochs:
             model.train()
             order = torch.randperm(n, generator=shuffle).to(device)
+            steps_started = time.perf_counter()
             for i in range(0, n, train_config.batch_size):
                 idx = order[i : i + train_config.batch_size]
                 loss = F.cross_entropy(model(x_train[idx]), y_train[idx])
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
+            step_seconds += time.perf_counter() - steps_started
             end_of_epoch(epoch)
             if hasattr(epochs, "set_postfix"):
                 epochs.set_postfix(test_acc=f"{history['test_acc'][-1]:.3f}")
     model.eval()
-    return TrainedModel(model, model_config, train_config, history, time.perf_counter() - start)
+    return TrainedModel(
+        model, model_config, train_config, history, time.perf_counter() - start, step_seconds=step_seconds
+    )
 
 
 # The modules whose source decides what a training run produces.
@@ -234,6 +242,7 @@ def load_or_train(
             "history": run.history,
             "grad_norms": gradients.norms,
             "train_seconds": run.train_seconds,
+            "step_seconds": run.step_seconds,
         }
         tensors = {f"{MODEL}{k}": v for k, v in run.model.state_dict().items()}
         tensors |= {f"{SNAPSHOT}{k}": v for k, v in activations.snapshots.items()}
@@ -259,4 +268,5 @@ def load_or_train(
         was_cached,
         snapshots=snapshots,
         grad_norms=meta["grad_norms"],
+        step_seconds=meta["step_seconds"],
     )
