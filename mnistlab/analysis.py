@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
+from mnistlab.hooks import all_finite
 from mnistlab.record import as_units
 
 N_CLASSES = 10
@@ -128,7 +129,7 @@ def units(acts: torch.Tensor) -> torch.Tensor:
     acts = as_units(acts).float()
     if len(acts) == 0 or acts.shape[1] == 0:
         raise ValueError(f"need at least one input and one unit, got activations of shape {tuple(acts.shape)}")
-    if not torch.isfinite(acts).all():
+    if not all_finite(acts):
         raise ValueError(f"activations hold {int((~torch.isfinite(acts)).sum())} NaN or infinite values")
     return acts
 

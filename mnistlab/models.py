@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mnistlab.hooks import HookPoint, name_hook_points
+from mnistlab.hooks import HookPoint, all_finite, name_hook_points
 
 N_INPUTS = 784
 N_CLASSES = 10
@@ -206,9 +206,8 @@ def check_images(x: torch.Tensor, what: str = "images") -> torch.Tensor:
     flatten_images(x)  # dtype and shape, with their own messages
     if len(x) == 0:
         raise ValueError(f"{what}: need at least one image, got an empty tensor")
-    bad = ~torch.isfinite(x)
-    if bad.any():
-        raise ValueError(f"{what} hold {int(bad.sum())} NaN or infinite values; images must be finite")
+    if not all_finite(x):
+        raise ValueError(f"{what} hold {int((~torch.isfinite(x)).sum())} NaN or infinite values; images must be finite")
     return x
 
 

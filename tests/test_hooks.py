@@ -99,3 +99,13 @@ def test_activation_cache_is_a_read_only_mapping():
     assert "a: (2, 3)" in repr(cache)
     with pytest.raises(TypeError):
         cache["b"] = torch.zeros(1)
+
+
+def test_all_finite_agrees_with_the_elementwise_check():
+    from mnistlab.hooks import all_finite
+
+    big = torch.full((4, 3), 60000.0, dtype=torch.float16)  # finite values whose sum overflows
+    cases = [torch.rand(5, 7), big, torch.tensor([1.0, float("nan")]), torch.tensor([float("inf"), -float("inf")]),
+             torch.tensor([-float("inf"), 0.0]), torch.zeros(0)]
+    for x in cases:
+        assert all_finite(x) == bool(torch.isfinite(x).all()), x
