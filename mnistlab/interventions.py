@@ -241,20 +241,22 @@ def masked_ablation(
         raise ValueError(f"classes {(support == 0).nonzero().flatten().tolist()} have no inputs")
     base_logits, probe = run_with_cache(model, x, names=[layer])
     width, unit_shape = probe[layer].shape[1], probe[layer].shape[2:]
-    # Bound the memory of the replicated batch by the largest tensor one input row becomes
-    # anywhere in the forward pass (every copy runs through every layer, and in a CNN the
-    # conv maps before and after the edited layer are far larger than a hidden layer).
+    # Bound memory by the largest tensor one row becomes: the B input rows become tensors
+    # as large as the largest activation anywhere, but the G × B copies only exist from
+    # ``layer`` on. In a CNN the conv maps are far larger than a hidden layer, so editing
+    # fc1_post can replicate many more rows than editing conv1_post.
     _, sizes = run_with_cache(model, x[:1])
-    per_row = max(x[0].numel(), *(a[0].numel() for a in sizes.values()))
-    max_rows = max(1, min(max_rows, ELEMENT_BUDGET // per_row))
+    per_row = [a[0].numel() for a in sizes.values()]  # in the order the forward pass meets them
+    after = max(per_row[list(sizes).index(layer) :])
+    max_rows = max(1, min(max_rows, ELEMENT_BUDGET // after))  # bounds G × B
+    max_batch = max(1, min(len(x), max_rows, ELEMENT_BUDGET // max(x[0].numel(), *per_row)))  # bounds B
     values = torch.zeros(width, *unit_shape) if values is None else values
     if values.shape != (width, *unit_shape):
         raise ValueError(f"values must have shape {(width, *unit_shape)} (one per unit), got {tuple(values.shape)}")
     if masks.ndim != 2 or masks.shape[1] != width or masks.dtype != torch.bool:
         raise ValueError(f"masks must be bool (G, {width}) for this layer, got {masks.dtype} {tuple(masks.shape)}")
     device = next(model.parameters()).device
-    batch = max(1, min(len(x), max_rows))
-    group = max(1, min(len(masks), max_rows // batch))
+    group = max(1, min(len(masks), max_rows // max_batch))
     correct = torch.zeros(len(masks), n_classes, dtype=torch.float64)
     current = {"masks": masks[:0]}
     fill = values.to(device)
@@ -272,7 +274,7 @@ def masked_ablation(
             for g0 in range(0, len(masks), group):
                 current["masks"] = masks[g0 : g0 + group]
                 g = len(current["masks"])
-                rows = max(1, min(len(x), max_rows // g))
+                rows = max(1, min(max_batch, max_rows // g))
                 for start in range(0, len(x), rows):
                     xb, yb = x[start : start + rows].to(device), labels[start : start + rows]
                     preds = model(xb).argmax(1).view(g, -1)  # (G, B): the hook made G copies

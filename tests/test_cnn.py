@@ -6,7 +6,7 @@ import torch.nn.functional as F
 
 from mnistlab import analysis
 from mnistlab import interventions as iv
-from mnistlab.hooks import hook_points, run_with_cache
+from mnistlab.hooks import hook_points, hooks, run_with_cache
 from mnistlab.models import CNN, ModelConfig, build_model
 
 CONFIG = ModelConfig(arch="cnn", channels=(4, 6), hidden=(10,))
@@ -118,3 +118,36 @@ def test_masked_ablation_equals_one_edited_run_per_mask(layer, max_rows):
         torch.testing.assert_close(result.per_class[g], expected.to(result.per_class.dtype))
     torch.testing.assert_close(result.per_class[0], result.base)
     assert len(set(result.accuracy.tolist())) >= 3, "the masks should give different accuracies"
+
+
+@pytest.mark.parametrize("layer", ["conv1_post", "conv2_post", "fc1_post"])
+def test_masked_ablation_bounds_each_tensor_and_replicates_only_after_the_layer(layer, cnn, monkeypatch):
+    """Every activation stays within the element budget; a late layer copies many masks at once."""
+    largest = 4 * 28 * 28  # conv1's maps: the largest activation of CONFIG per image
+    monkeypatch.setattr(iv, "ELEMENT_BUDGET", 40 * largest)
+    x = torch.rand(100, 784, generator=torch.Generator().manual_seed(4))
+    labels = torch.arange(100) % 10
+    width = run_with_cache(cnn, x[:1], names=[layer])[1][layer].shape[1]
+    masks = torch.rand(12, width, generator=torch.Generator().manual_seed(5)) < 0.5
+    seen = []  # (hook point, elements) of every activation of every pass
+
+    def observe(act, name):
+        seen.append((name, act.numel()))
+
+    with hooks(cnn, {name: observe for name in hook_points(cnn)}):
+        iv.masked_ablation(cnn, x, labels, layer, masks)
+    # First come the probes, plain runs of the 100 images and of one image (not bounded:
+    # run_with_cache has its own batches); then the ablation passes.
+    inputs = [i for i, (name, _) in enumerate(seen) if name == "input"]
+    probe_rows = [n // 784 for name, n in seen if name == "input"]
+    first = next(i for k, i in enumerate(inputs) if sum(probe_rows[:k]) == len(x) + 1)
+    ablation = seen[first:]
+    too_large = [(name, n) for name, n in ablation if n > iv.ELEMENT_BUDGET]
+    assert not too_large, f"activations over the budget of {iv.ELEMENT_BUDGET} elements: {too_large[:3]}"
+    # Editing fc1_post (32 floats a copy), every image should go through the layers
+    # before it once for all 12 masks; the conv layers need more passes.
+    prefix_rows = sum(n for name, n in ablation if name == "input") // 784
+    if layer == "fc1_post":
+        assert prefix_rows == len(x)
+    else:
+        assert prefix_rows >= len(x)
