@@ -3,7 +3,7 @@
     mnistlab train --hidden 32 16 --epochs 20 --seed 0     # train (or load from the cache)
     mnistlab train --arch cnn --channels 8 16 --hidden 32   # the CNN of chapter 7
     mnistlab cache list                                     # what is cached, and where
-    mnistlab cache clear --yes                              # delete every cached model and result
+    mnistlab cache clear --yes                              # delete every cached model, result and compiled code
     mnistlab data                                           # which data a build would use
 
 Every subcommand has ``--help``.
@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import warnings
 
 from mnistlab.cache import ModelCache
 from mnistlab.data import SOURCES, DataConfig, DataFallbackWarning, load_data
+from mnistlab.embed import NUMBA_FOLDER
 from mnistlab.models import ARCHS, ModelConfig
 from mnistlab.train import TrainConfig, load_or_train
 
@@ -68,6 +70,10 @@ def _cache_list(args: argparse.Namespace) -> int:
     results = ModelCache(kind="results").entries()
     size = sum(f.stat().st_size for entry in results for f in entry.iterdir()) / 1e6
     print(f"and {len(results)} analysis results (mnistlab.memo), {size:.1f} MB")
+    numba = cache.root / NUMBA_FOLDER
+    if numba.is_dir():
+        size = sum(f.stat().st_size for f in numba.rglob("*") if f.is_file()) / 1e6
+        print(f"and umap-learn's compiled code (Numba's cache), {size:.1f} MB")
     return 0
 
 
@@ -77,7 +83,9 @@ def _cache_clear(args: argparse.Namespace) -> int:
         print(f"this deletes every model and result in {cache.root}; run again with --yes to do it", file=sys.stderr)
         return 1
     results = ModelCache(kind="results").clear()
-    print(f"deleted {cache.clear()} entries and {results} analysis results from {cache.root}")
+    shutil.rmtree(cache.root / NUMBA_FOLDER, ignore_errors=True)
+    models = cache.clear()
+    print(f"deleted {models} entries, {results} analysis results and umap-learn's compiled code from {cache.root}")
     return 0
 
 
@@ -118,7 +126,9 @@ def parser() -> argparse.ArgumentParser:
     cl = csub.add_parser("list", help="list cached models", description="List the cached models.")
     cl.set_defaults(run=_cache_list)
     cc = csub.add_parser(
-        "clear", help="delete every cached model and result", description="Delete every cached model and result."
+        "clear",
+        help="delete every cached model, result and compiled code",
+        description="Delete every cached model and result, and umap-learn's compiled code.",
     )
     cc.add_argument("--yes", action="store_true", help="really delete")
     cc.set_defaults(run=_cache_clear)

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import torch
 
 from mnistlab.analysis import units
+from mnistlab.cache import cache_dir
 
 
 @dataclass(frozen=True)
@@ -75,20 +76,58 @@ def tsne(x: torch.Tensor, seed: int = 0, perplexity: float = 30.0) -> torch.Tens
     return torch.from_numpy(emb).float()
 
 
-def umap(x: torch.Tensor, seed: int = 0, n_neighbors: int = 15, min_dist: float = 0.1) -> torch.Tensor:
-    """A 2-D UMAP embedding of ``x`` (N, D) → (N, 2), umap-learn's, seeded (so single-threaded)."""
+NUMBA_FOLDER = "numba"  # under the cache root: umap-learn's compiled code
+
+
+def umap_learn():
+    """umap-learn, with its Numba functions kept in Numba's on-disk cache.
+
+    umap-learn compiles about a hundred Numba functions the first time it runs in a
+    process (12–15 s on two cores) and marks only one of them for Numba's cache, so
+    every kernel of a book build compiled them all again. This turns that cache on for
+    the others, in ``<cache root>/numba`` (``mnistlab cache clear`` empties it). Numba
+    keys an entry on the function's source file, its argument types and the processor
+    it compiled for (pinned by :mod:`mnistlab.numerics`), and loads the machine code
+    it would otherwise compile, so the embeddings are the same bits.
+    """
+    import sys
+
     with warnings.catch_warnings():
         # umap-learn imports tqdm.auto, which warns in a notebook without ipywidgets; we show no bars.
         warnings.filterwarnings("ignore", message="IProgress not found")
-        import umap as umap_learn
+        import umap as module
+    import numba
+    from numba.core.caching import NullCache
+    from numba.core.dispatcher import Dispatcher
 
+    dispatchers = [
+        obj
+        for name, mod in list(sys.modules.items())
+        if name == "umap" or name.startswith("umap.")
+        for obj in list(vars(mod).values())
+        if isinstance(obj, Dispatcher) and isinstance(obj._cache, NullCache)
+    ]
+    if dispatchers:
+        previous = numba.config.CACHE_DIR  # read when a function's cache is made
+        numba.config.CACHE_DIR = str((cache_dir() / NUMBA_FOLDER).absolute())
+        try:
+            for dispatcher in dispatchers:
+                dispatcher.enable_caching()
+        finally:
+            numba.config.CACHE_DIR = previous
+    return module
+
+
+def umap(x: torch.Tensor, seed: int = 0, n_neighbors: int = 15, min_dist: float = 0.1) -> torch.Tensor:
+    """A 2-D UMAP embedding of ``x`` (N, D) → (N, 2), umap-learn's, seeded (so single-threaded)."""
+    umap_module = umap_learn()
     x = units(x)
     if len(x) <= n_neighbors:
         raise ValueError(f"UMAP with n_neighbors={n_neighbors} needs more than {n_neighbors} points, got {len(x)}")
     with warnings.catch_warnings():
         # A seed makes umap-learn run on one thread and say so; that is the point of the seed.
         warnings.filterwarnings("ignore", message="n_jobs value", category=UserWarning)
-        reducer = umap_learn.UMAP(n_neighbors=n_neighbors, min_dist=min_dist, random_state=seed, n_jobs=1)
+        reducer = umap_module.UMAP(n_neighbors=n_neighbors, min_dist=min_dist, random_state=seed, n_jobs=1)
         emb = reducer.fit_transform(x.numpy())
     return torch.from_numpy(emb).float()
 

@@ -1,5 +1,10 @@
 """Embeddings and cluster scores against scikit-learn."""
 
+import json
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -73,3 +78,36 @@ def test_umap_and_tsne_give_seeded_2d_maps():
     t = embed.tsne(x, seed=0, perplexity=10)
     assert t.shape == (200, 2)
     assert embed.silhouette(t, labels) > 0.5  # well-separated blobs stay separated
+
+
+UMAP_IN_A_FRESH_PROCESS = """
+import hashlib, json, torch
+from mnistlab import embed
+x = torch.rand(60, 5, generator=torch.Generator().manual_seed(0))
+emb = embed.umap(x, n_neighbors=5)
+from numba.core.dispatcher import Dispatcher
+import sys
+stats = [o.stats for n, m in list(sys.modules.items()) if n.startswith("umap") for o in vars(m).values()
+         if isinstance(o, Dispatcher)]
+print(json.dumps({"sha": hashlib.sha256(emb.numpy().tobytes()).hexdigest(),
+                  "hits": sum(sum(s.cache_hits.values()) for s in stats),
+                  # Signatures given as strings compile when umap is imported, before its cache
+                  # is on (a few small functions); the rest compile when first called.
+                  "lazy_misses": sum(n for s in stats for sig, n in s.cache_misses.items()
+                                     if not isinstance(sig, str))}))
+"""
+
+
+def test_umap_compiles_once_and_the_cached_code_gives_the_same_embedding(tmp_path):
+    """A second process loads umap-learn's functions from Numba's cache and embeds the same bits."""
+    env = {**os.environ, "MNISTLAB_CACHE": str(tmp_path / "cache")}
+    runs = []
+    for _ in range(2):
+        proc = subprocess.run([sys.executable, "-c", UMAP_IN_A_FRESH_PROCESS], env=env, capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        runs.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    first, second = runs
+    assert list((tmp_path / "cache" / embed.NUMBA_FOLDER).rglob("*.nbi")), "nothing was written to Numba's cache"
+    assert first["lazy_misses"] > 0  # compiled, and stored
+    assert second["hits"] > 0 and second["lazy_misses"] == 0  # loaded, nothing compiled again
+    assert second["sha"] == first["sha"]
