@@ -20,6 +20,7 @@ All functions take tensors (N, D) and return tensors or small dataclasses.
 
 from __future__ import annotations
 
+import sys
 import warnings
 from dataclasses import dataclass
 
@@ -82,16 +83,14 @@ NUMBA_FOLDER = "numba"  # under the cache root: umap-learn's compiled code
 def umap_learn():
     """umap-learn, with its Numba functions kept in Numba's on-disk cache.
 
-    umap-learn compiles about a hundred Numba functions the first time it runs in a
-    process (12–15 s on two cores) and marks only one of them for Numba's cache, so
-    every kernel of a book build compiled them all again. This turns that cache on for
+    umap-learn marks only one of its Numba functions for Numba's cache, so every kernel
+    of a book build compiled the ones a UMAP needs again (the first UMAP of a process
+    took 14 s on two cores, 5 s with the cache). This turns that cache on for
     the others, in ``<cache root>/numba`` (``mnistlab cache clear`` empties it). Numba
     keys an entry on the function's source file, its argument types and the processor
     it compiled for (pinned by :mod:`mnistlab.numerics`), and loads the machine code
     it would otherwise compile, so the embeddings are the same bits.
     """
-    import sys
-
     with warnings.catch_warnings():
         # umap-learn imports tqdm.auto, which warns in a notebook without ipywidgets; we show no bars.
         warnings.filterwarnings("ignore", message="IProgress not found")
