@@ -8,7 +8,9 @@ ratios measured together mean something.
   :func:`mnistlab.train.train` against the textbook loop: a torchvision ``MNIST``
   dataset with ``ToTensor`` read from IDX files of the same images, a ``DataLoader``
   with batch 64, the same model and optimiser (target: at least 8× the samples per
-  second), timed on the same work: mnistlab's SGD steps (its whole epoch, which also
+  second; the textbook loop steps ``torch.optim.SGD``, mnistlab
+  :func:`~mnistlab.train.sgd_step`, the same update to the bit, tested in
+  ``tests/test_train.py``), timed on the same work: mnistlab's SGD steps (its whole epoch, which also
   evaluates both splits, is reported beside). Also the distance from the
   floating-point floor: the FLOPs of an epoch
   (forward and backward, 3 × 2 × weights per sample) over the throughput this CPU

@@ -1,10 +1,13 @@
 """Training: reproducibility, history and config checks."""
 
+import copy
+
 import pytest
 import torch
+import torch.nn.functional as F
 
-from mnistlab.models import ModelConfig
-from mnistlab.train import TrainConfig, evaluate, train
+from mnistlab.models import ModelConfig, build_model
+from mnistlab.train import TrainConfig, evaluate, sgd_step, train
 
 
 def small_run(data, **kwargs):
@@ -62,3 +65,37 @@ def test_invalid_train_config(kwargs, match):
 def test_step_seconds_time_the_sgd_steps_only(data):
     run = train(ModelConfig(hidden=(8,)), TrainConfig(epochs=2), data, progress=False)
     assert 0 < run.step_seconds < run.train_seconds  # evaluation of both splits is left out
+
+
+@pytest.mark.parametrize(
+    "config",
+    [ModelConfig(), ModelConfig(layernorm=True, dropout=0.2), ModelConfig(arch="cnn", hidden=(16,))],
+    ids=["mlp", "layernorm-dropout", "cnn"],
+)
+def test_sgd_step_makes_torch_sgd_update_bit_for_bit(config):
+    # Oracle: torch.optim.SGD on a copy of the model, fed the same batches.
+    x, y = torch.rand(5 * 32, 1, 28, 28), torch.randint(0, 10, (5 * 32,))
+    torch.manual_seed(1)
+    ours = build_model(config)
+    theirs, initial = copy.deepcopy(ours), copy.deepcopy(ours)
+    optimizer = torch.optim.SGD(theirs.parameters(), lr=0.3)
+    params = list(ours.parameters())
+    for xb, yb in zip(x.split(32), y.split(32)):
+        torch.manual_seed(2)  # the same dropout masks on both sides
+        F.cross_entropy(ours(xb), yb).backward()
+        sgd_step(params, 0.3)
+        torch.manual_seed(2)
+        optimizer.zero_grad()
+        F.cross_entropy(theirs(xb), yb).backward()
+        optimizer.step()
+    for (name, a), b in zip(ours.named_parameters(), theirs.parameters()):
+        assert torch.equal(a, b), name
+        assert a.grad is None, f"{name}: sgd_step leaves no gradient behind"
+    moved = [not torch.equal(a, b) for a, b in zip(ours.parameters(), initial.parameters())]
+    assert all(moved), "every parameter took a step"
+
+
+def test_sgd_step_without_gradients_says_so():
+    model = build_model(ModelConfig(hidden=(4,)))
+    with pytest.raises(RuntimeError, match="no gradient.*backward"):
+        sgd_step(list(model.parameters()), 0.1)
