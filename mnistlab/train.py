@@ -62,6 +62,30 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.batch_size must be an int >= 1, got {self.batch_size!r}")
         if not self.lr > 0:
             raise ValueError(f"TrainConfig.lr must be positive, got {self.lr!r}")
+        try:
+            torch.device(self.device)
+        except (RuntimeError, TypeError) as e:
+            raise ValueError(
+                f"TrainConfig.device must name a torch device such as 'cpu' or 'cuda', got {self.device!r}"
+            ) from e
+
+
+def usable_device(train_config: TrainConfig) -> torch.device:
+    """``train_config.device`` as a torch device, checked to exist on this machine.
+
+    Raises:
+        RuntimeError: the device cannot hold a tensor here (no CUDA driver or GPU, say).
+    """
+    device = torch.device(train_config.device)
+    try:
+        torch.empty(0, device=device)
+    except (RuntimeError, AssertionError, NotImplementedError) as e:
+        first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise RuntimeError(
+            f"TrainConfig.device={train_config.device!r} is not usable on this machine ({first_line}); "
+            "device='cpu' always is"
+        ) from e
+    return device
 
 
 # Called with (epoch, model) after initialisation (epoch 0) and after every epoch.
@@ -164,7 +188,7 @@ def train(
     """
     check_images(data.x_train, "training images")
     check_images(data.x_test, "test images")
-    device = torch.device(train_config.device)
+    device = usable_device(train_config)
     torch.manual_seed(train_config.seed)  # initial weights
     model = build_model(model_config, data.x_train).to(device)
     shuffle = torch.Generator().manual_seed(train_config.seed)  # batch order, independent of init
@@ -224,7 +248,8 @@ def model_key(model_config: ModelConfig, train_config: TrainConfig, data: Datase
         train_config,
         data.fingerprint,
         source_fingerprint(TRAINING_CODE),
-        numerics.signature() if train_config.device == "cpu" else train_config.device,
+        # On the CPU the pinned arithmetic decides the bits ("cpu" and "cpu:0" alike).
+        numerics.signature() if torch.device(train_config.device).type == "cpu" else train_config.device,
     )
 
 
@@ -248,6 +273,7 @@ def load_or_train(
     chapters read the training dynamics without training again.
     """
     cache = cache or ModelCache()
+    usable_device(train_config)  # before the cache: a cached model goes to that device too
     key = model_key(model_config, train_config, data)
 
     def build():

@@ -23,6 +23,15 @@ def test_key_changes_with_config_data_and_code(data, tmp_path, monkeypatch):
     assert base != model_key(ModelConfig(), TrainConfig(), data)
 
 
+@pytest.mark.parametrize("device", ["cpu", "cpu:0"])
+def test_cpu_model_key_names_the_pinned_arithmetic(data, monkeypatch, device):
+    import mnistlab.train as train_module
+
+    before = model_key(ModelConfig(), TrainConfig(device=device), data)
+    monkeypatch.setattr(train_module.numerics, "signature", lambda: "other arithmetic")
+    assert model_key(ModelConfig(), TrainConfig(device=device), data) != before
+
+
 def test_code_fingerprint_follows_the_source(tmp_path):
     src = tmp_path / "m.py"
     src.write_text("x = 1\n")

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from mnistlab.models import ModelConfig, build_model
-from mnistlab.train import TrainConfig, evaluate, sgd_step, train
+from mnistlab.train import TrainConfig, evaluate, load_or_train, sgd_step, train
 
 
 def small_run(data, **kwargs):
@@ -55,7 +55,14 @@ def test_learns_something(data):
 
 @pytest.mark.parametrize(
     "kwargs, match",
-    [({"lr": -0.1}, "lr"), ({"lr": 0}, "lr"), ({"epochs": -1}, "epochs"), ({"batch_size": 0}, "batch_size")],
+    [
+        ({"lr": -0.1}, "lr"),
+        ({"lr": 0}, "lr"),
+        ({"epochs": -1}, "epochs"),
+        ({"batch_size": 0}, "batch_size"),
+        ({"device": "gpu"}, "device must name a torch device.*'gpu'"),
+        ({"device": "cuda:x"}, "device"),
+    ],
 )
 def test_invalid_train_config(kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -99,3 +106,27 @@ def test_sgd_step_without_gradients_says_so():
     model = build_model(ModelConfig(hidden=(4,)))
     with pytest.raises(RuntimeError, match="no gradient.*backward"):
         sgd_step(list(model.parameters()), 0.1)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_cuda_without_a_gpu_says_so_before_training_or_loading(data, tmp_path):
+    from mnistlab.cache import ModelCache
+
+    config = TrainConfig(epochs=1, device="cuda")
+    with pytest.raises(RuntimeError, match="device='cuda' is not usable on this machine.*device='cpu'"):
+        train(ModelConfig(hidden=(4,)), config, data, progress=False)
+    cache = ModelCache(tmp_path)
+
+    def read_cache(*args):
+        raise AssertionError("the device is checked before the cache is read (a cached model would go there too)")
+
+    cache.get_or_build = read_cache
+    with pytest.raises(RuntimeError, match="device='cuda' is not usable"):
+        load_or_train(ModelConfig(hidden=(4,)), config, data, cache=cache, progress=False)
+
+
+def test_training_on_an_explicit_cpu_device_is_the_default_run(data):
+    a = train(ModelConfig(hidden=(8,)), TrainConfig(epochs=1), data, progress=False)
+    b = train(ModelConfig(hidden=(8,)), TrainConfig(epochs=1, device="cpu:0"), data, progress=False)
+    assert all(torch.equal(p, q) for p, q in zip(a.model.parameters(), b.model.parameters()))
+    assert a.history == b.history
