@@ -76,7 +76,7 @@ def full_size_data() -> Dataset:
         return load_data(DataConfig(source="mnist", download=False))
     except DataError:
         pass
-    missing = [name for name, _ in MNIST_FILES.values() if not (FASHION_MNIST_DIR / f"{name}.gz").is_file()]
+    missing = [f"{name}.gz" for name, _ in MNIST_FILES.values() if not (FASHION_MNIST_DIR / f"{name}.gz").is_file()]
     if missing:
         raise DataError(
             f"the scale benchmark needs 60,000-image data: full MNIST is not on disk, and {FASHION_MNIST_DIR} "
