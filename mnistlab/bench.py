@@ -10,11 +10,11 @@ ratios measured together mean something.
   with batch 64, the same model and optimiser (target: at least 8× the samples per
   second; the textbook loop steps ``torch.optim.SGD``, mnistlab
   :func:`~mnistlab.train.sgd_step`, the same update to the bit, tested in
-  ``tests/test_train.py``), timed on the same work: mnistlab's SGD steps (its whole epoch, which also
-  evaluates both splits, is reported beside). Also the distance from the
-  floating-point floor: the FLOPs of an epoch
-  (forward and backward, 3 × 2 × weights per sample) over the throughput this CPU
-  measures on a 2048 × 2048 float32 matmul.
+  ``tests/test_train.py``), timed on the same work: mnistlab's SGD steps (its whole
+  epoch, which also evaluates both splits, is reported beside). Also the distance from
+  the floating-point floor: the FLOPs of an epoch (forward and backward, 3 × 2 ×
+  weights per sample) over the throughput this CPU measures on a 2048 × 2048 float32
+  matmul.
 * ``recording`` — training with an :class:`~mnistlab.record.ActivationRecorder` on
   the whole test split at every epoch against the same training without it
   (target: less than 10% more time). Runs alternate, and the median is reported.
