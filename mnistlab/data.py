@@ -25,6 +25,7 @@ import hashlib
 import os
 import socket
 import warnings
+import zlib
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -48,14 +49,15 @@ MNIST_FILES = {
     "x_test": ("t10k-images-idx3-ubyte", (10000, 28, 28)),
     "y_test": ("t10k-labels-idx1-ubyte", (10000,)),
 }
-# MD5 of the official gzipped files (the digests torchvision checks its downloads with).
-# A .gz file is preferred to an unpacked one because it can be verified; an unpacked
-# file is checked by magic number, shape and size only.
-MNIST_GZ_MD5 = {
-    "train-images-idx3-ubyte": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
-    "train-labels-idx1-ubyte": "d53e105ee54ea40749a09fcbcd1e9432",
-    "t10k-images-idx3-ubyte": "9fb629c4189551a2d022fa330f9573f3",
-    "t10k-labels-idx1-ubyte": "ec29112dd5afa0611ce80d1b7f02629c",
+# MD5 of the official IDX files' uncompressed bytes (the digests MNIST is published with).
+# A file is MNIST's when its bytes are, whatever holds them: a .gz written by another gzip
+# has another compressed digest, so the uncompressed bytes are what is verified, for a
+# .gz and an unpacked file alike. Bytes in the right layout that are not MNIST's never load.
+MNIST_MD5 = {
+    "train-images-idx3-ubyte": "6bbc9ace898e44ae57da46a324031adb",
+    "train-labels-idx1-ubyte": "a25bea736e30d166cdddb491f175f624",
+    "t10k-images-idx3-ubyte": "2646ac647ad5339dbf082846283269ea",
+    "t10k-labels-idx1-ubyte": "27ae3e4e09519cfbb04c329615203637",
 }
 # IDX magic numbers: two zero bytes, the type code (0x08 = unsigned byte), the rank.
 IDX_MAGIC = {3: 0x00000803, 1: 0x00000801}
@@ -181,7 +183,7 @@ def _mnist_search_dirs(config: DataConfig) -> list[Path]:
 
 
 def _find_idx(folder: Path, name: str) -> Path | None:
-    for candidate in (folder / f"{name}.gz", folder / name):  # the verifiable .gz first
+    for candidate in (folder / f"{name}.gz", folder / name):  # either container: the bytes are verified
         if candidate.is_file():
             return candidate
     return None
@@ -229,17 +231,14 @@ def _read_mnist_folder(folder: Path) -> Dataset:
         path = _find_idx(folder, name)
         if path is None:
             raise DataError(f"{folder} has no {name} (or {name}.gz); MNIST needs all of {_mnist_names()}")
-        if path.suffix == ".gz":
-            digest = hashlib.md5(path.read_bytes()).hexdigest()
-            if digest != MNIST_GZ_MD5[name]:
-                raise DataError(
-                    f"{path} has MD5 {digest}, not the official {MNIST_GZ_MD5[name]}: the file is damaged or "
-                    "is not MNIST's. Delete it (it will be downloaded again) or replace it by the official file."
-                )
-        arrays[key] = read_idx(path, expected_shape=shape)
-    for key in ("y_train", "y_test"):
-        if arrays[key].max() >= N_CLASSES:
-            raise DataError(f"{MNIST_FILES[key][0]} in {folder} holds labels above 9: not MNIST labels")
+        raw = idx_bytes(path)
+        arrays[key] = parse_idx(raw, path, expected_shape=shape)  # a truncated file says so first
+        digest = hashlib.md5(raw).hexdigest()
+        if digest != MNIST_MD5[name]:
+            raise DataError(
+                f"{path}: its uncompressed bytes have MD5 {digest}, not MNIST's official {MNIST_MD5[name]}; "
+                "the file is damaged or is not MNIST's. Replace it by the official file (.gz or unpacked)."
+            )
     return dataset_from_idx(arrays, source="mnist", description="Full MNIST")
 
 
@@ -263,6 +262,18 @@ def _mnist_names() -> list[str]:
     return [name for name, _ in MNIST_FILES.values()]
 
 
+def idx_bytes(path: str | Path) -> bytes:
+    """The bytes of an IDX file, uncompressed if its name ends in ``.gz``."""
+    path = Path(path)
+    if path.suffix != ".gz":
+        return path.read_bytes()
+    try:
+        with gzip.open(path) as f:
+            return f.read()
+    except (OSError, EOFError, zlib.error) as e:  # not gzip, or a truncated/damaged stream
+        raise DataError(f"{path} is not a readable gzip file ({e}); replace it by the official file") from None
+
+
 def read_idx(path: str | Path, expected_shape: tuple[int, ...] | None = None) -> np.ndarray:
     """Read one IDX file of unsigned bytes (optionally gzipped), checking it as it goes.
 
@@ -270,8 +281,11 @@ def read_idx(path: str | Path, expected_shape: tuple[int, ...] | None = None) ->
     and that the file holds exactly that many bytes: a truncated or padded file is
     refused, never half-loaded.
     """
-    path = Path(path)
-    raw = gzip.open(path).read() if path.suffix == ".gz" else path.read_bytes()
+    return parse_idx(idx_bytes(path), path, expected_shape)
+
+
+def parse_idx(raw: bytes, path: str | Path, expected_shape: tuple[int, ...] | None = None) -> np.ndarray:
+    """The array in ``raw``, the bytes of the IDX file ``path`` (named in errors); see :func:`read_idx`."""
     if len(raw) < 4:
         raise DataError(f"{path} is {len(raw)} bytes long: too short to be an IDX file")
     magic = int.from_bytes(raw[:4], "big")

