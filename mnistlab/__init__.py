@@ -14,10 +14,9 @@ One module per concept:
 * :mod:`mnistlab.compare` — the same measures for every trained variant
 * :mod:`mnistlab.plots` and :mod:`mnistlab.style` — figures, apart from computing
 * :mod:`mnistlab.numerics` — the same arithmetic, bit for bit, on every x86-64 machine
+
+Importing the package changes nothing global: a build pins the arithmetic with one
+explicit call, :func:`mnistlab.numerics.pin`.
 """
-
-from mnistlab import numerics
-
-numerics.pin()  # before any computation: the book's numbers must not depend on the CPU
 
 __version__ = "0.1.0"

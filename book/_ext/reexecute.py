@@ -14,9 +14,10 @@ from which myst-nb then takes the outputs. That cache is emptied first, on every
 build: it only ever holds what this build executed. A chapter that fails here is left
 out of the cache, so myst-nb executes it again itself and reports the error as usual.
 
-It also imports mnistlab, which pins the arithmetic of this process's environment
-(:mod:`mnistlab.numerics`), so the kernels the build starts compute the same bits on
-every x86-64 machine.
+Each chapter pins its own arithmetic in its first cell (:mod:`mnistlab.numerics`): one
+thread per kernel, so two kernels share two cores without waiting on each other. The
+paths a build is given relative to where it was started (``$MNISTLAB_MNIST_DIR``,
+``$MNISTLAB_CACHE``) are made absolute here, because each kernel runs in ``book/``.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from contextlib import suppress
 from pathlib import Path
 
 ENV_JOBS = "MNISTLAB_BUILD_JOBS"
+PATH_VARIABLES = ("MNISTLAB_MNIST_DIR", "MNISTLAB_CACHE")
 
 
 def jobs() -> int:
@@ -99,15 +101,6 @@ def _execute_all(app, env, docnames) -> None:
         return page, result, seconds, proc.stderr[-2000:]
 
     n = jobs()
-    if n > 1:
-        # OpenMP threads that spin while they wait take the cores from the other kernels.
-        # Two kernels each training the CNN for 3 epochs and the MLP for 10 took 64 s
-        # each with a spin of 10,000 rounds, 17 s with 1,000, and 11 s with none (threads
-        # sleep at once); alone, such a run takes 15 s without spinning and 9.5 s with
-        # 1,000. A build runs two pages at a time nearly throughout, so: no spinning
-        # (the cold build went from 175 s to 152 s). The arithmetic is the same; only
-        # the waiting changes.
-        os.environ.setdefault("GOMP_SPINCOUNT", "0")
     logger.info(f"[reexecute] executing {len(pages)} pages, {n} at a time")
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(max_workers=n) as pool:
@@ -171,9 +164,14 @@ def _execute_one(source: str, executed: str, cwd: str, timeout: str) -> None:
     nbformat.write(notebook, executed)
 
 
-def setup(app):
-    import mnistlab  # noqa: F401  (pins the environment the kernels inherit; not in the lean workers)
+def _absolute_paths() -> None:
+    for name in PATH_VARIABLES:
+        if os.environ.get(name):
+            os.environ[name] = str(Path(os.environ[name]).expanduser().absolute())
 
+
+def setup(app):
+    _absolute_paths()  # the kernels (and myst-nb's own) inherit these, but start in book/
     app.connect("config-inited", _cache_path)
     app.connect("env-get-outdated", _every_page)
     app.connect("env-before-read-docs", _execute_all)
