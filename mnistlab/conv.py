@@ -77,11 +77,11 @@ def _patches(x: torch.Tensor, k: int) -> torch.Tensor:
 
 def _forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     B, _, H, W = x.shape
-    O, k = weight.shape[0], weight.shape[2]
+    n_out, k = weight.shape[0], weight.shape[2]
     patches = _patches(x, k)  # (C·k·k, B·H·W)
-    out = torch.addmm(bias[:, None], weight.reshape(O, -1), patches)  # (O, B·H·W)
+    out = torch.addmm(bias[:, None], weight.reshape(n_out, -1), patches)  # (O, B·H·W)
     # (B, O, H, W) in channels-last memory: one transposing copy of the output.
-    out = out.T.contiguous().view(B, H, W, O).permute(0, 3, 1, 2)
+    out = out.T.contiguous().view(B, H, W, n_out).permute(0, 3, 1, 2)
     return out, patches
 
 
@@ -97,14 +97,14 @@ class _Conv2d(torch.autograd.Function):
     def backward(ctx, grad_out):
         patches, weight = ctx.saved_tensors
         B, C, H, W = ctx.input_shape
-        O, k = weight.shape[0], weight.shape[2]
-        grad = grad_out.transpose(0, 1).reshape(O, B * H * W)  # (O, B·H·W)
+        n_out, k = weight.shape[0], weight.shape[2]
+        grad = grad_out.transpose(0, 1).reshape(n_out, B * H * W)  # (O, B·H·W)
         grad_weight = (grad @ patches.T).reshape(weight.shape)
         grad_bias = grad.sum(1)
         grad_x = None
         if ctx.needs_input_grad[0]:
             # col2im: each patch's gradient goes back to the k × k pixels it was cut from.
-            grad_patches = (weight.reshape(O, -1).T @ grad).reshape(C, k, k, B, H, W)
+            grad_patches = (weight.reshape(n_out, -1).T @ grad).reshape(C, k, k, B, H, W)
             p = k // 2
             padded = grad.new_zeros(C, B, H + 2 * p, W + 2 * p)
             for dy in range(k):

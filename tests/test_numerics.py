@@ -50,7 +50,8 @@ print(json.dumps([before == after, before[0], after[0]]))
 def test_pin_overrides_the_environment_it_finds():
     code = PIN + """
 import json, os, torch
-print(json.dumps([torch.get_num_threads(), torch.backends.mkldnn.enabled, {k: os.environ[k] for k in numerics.PINNED_ENV}]))
+env = {k: os.environ[k] for k in numerics.PINNED_ENV}
+print(json.dumps([torch.get_num_threads(), torch.backends.mkldnn.enabled, env]))
 """
     threads, mkldnn, env = json.loads(run_python(code, OMP_NUM_THREADS="4", MKL_CBWR="AUTO", NUMBA_CPU_NAME="host"))
     assert (threads, mkldnn) == (numerics.THREADS, False)
