@@ -16,7 +16,7 @@ deleted and rebuilt — never loaded.
 
 The cache lives in ``$MNISTLAB_CACHE`` (default ``~/.cache/mnistlab``): trained models
 in ``models/``, and results of expensive analysis functions in ``results/`` (entries of
-the same form, see :mod:`mnistlab.memo`).
+the same form, see :mod:`mnistlab.build.memo`).
 """
 
 from __future__ import annotations
@@ -85,7 +85,7 @@ class ModelCache:
     """Weights + JSON metadata on disk, verified on load and written atomically.
 
     ``kind`` picks the folder below the root: ``"models"`` for trained models,
-    ``"results"`` for the results of expensive analysis functions (:mod:`mnistlab.memo`).
+    ``"results"`` for the results of expensive analysis functions (:mod:`mnistlab.build.memo`).
     """
 
     def __init__(self, root: str | Path | None = None, kind: str = "models"):

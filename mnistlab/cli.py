@@ -70,7 +70,7 @@ def _cache_list(args: argparse.Namespace) -> int:
             print(f"  {entry.name[:12]}  damaged ({err}); it will be rebuilt when next used")
     results = ModelCache(kind="results").entries()
     size = sum(f.stat().st_size for entry in results for f in entry.iterdir()) / 1e6
-    print(f"and {len(results)} analysis results (mnistlab.memo), {size:.1f} MB")
+    print(f"and {len(results)} analysis results (mnistlab.build.memo), {size:.1f} MB")
     numba = cache.root / NUMBA_FOLDER
     if numba.is_dir():
         size = sum(f.stat().st_size for f in numba.rglob("*") if f.is_file()) / 1e6

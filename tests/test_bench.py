@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from mnistlab import bench
+from mnistlab.build import bench
 
 
 def test_textbook_dataset_reads_the_same_images_and_labels(data, tmp_path):
@@ -33,7 +33,7 @@ def test_write_idx_is_read_back_by_read_idx(tmp_path):
 def test_readme_block_is_replaced_between_the_markers(tmp_path):
     readme = tmp_path / "README.md"
     readme.write_text(f"intro\n{bench.README_START}\nold\n{bench.README_END}\nafter\n")
-    block = bench.readme_table([("figure", "1 s", "target < 2 s: met")], "python -m mnistlab.bench --readme")
+    block = bench.readme_table([("figure", "1 s", "target < 2 s: met")], "python -m mnistlab.build.bench --readme")
     bench.write_readme(block, readme)
     text = readme.read_text()
     assert text.startswith("intro\n") and text.endswith("\nafter\n") and "old" not in text

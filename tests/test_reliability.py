@@ -21,6 +21,8 @@ from mnistlab.train import TrainConfig, load_or_train, model_key, train
 TRAIN_SCRIPT = textwrap.dedent(
     """
     import sys
+    from mnistlab import numerics
+    numerics.pin()  # the arithmetic of the test process, so the model key is the same
     from mnistlab.cache import ModelCache
     from mnistlab.data import DataConfig, load_data
     from mnistlab.models import ModelConfig

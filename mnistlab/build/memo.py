@@ -5,7 +5,7 @@ computes the same numbers on every build of the book. ``cached(fn)`` returns ``f
 with its results kept on disk:
 
 >>> from mnistlab import embed
->>> from mnistlab.memo import cached
+>>> from mnistlab.build.memo import cached
 >>> coords = cached(embed.umap)(acts)  # doctest: +SKIP  (computed once, then read back)
 
 A result is served only when everything that could change it is the same. Its key is
@@ -82,13 +82,29 @@ def cached(fn: Callable[..., R], cache: ModelCache | None = None) -> Callable[..
         tensors, meta, _ = store.get_or_build(key, build, validate)
         return _unpack(meta["result"], tensors)
 
+    wrapper.__mnistlab_cached__ = True
     return wrapper
 
 
 @functools.cache
 def _library_sources() -> bytes:
-    root = Path(__file__).parent
-    return b"".join(p.name.encode() + p.read_bytes() for p in sorted(root.glob("*.py")))
+    """The teaching library's modules and this one: a change to any of them recomputes every result."""
+    files = sorted(Path(__file__).parents[1].glob("*.py")) + [Path(__file__)]
+    return b"".join(p.name.encode() + p.read_bytes() for p in files)
+
+
+def enable(functions: dict[str, tuple[str, ...]]) -> None:
+    """Replace each named function, in its module, by :func:`cached` of it (once; idempotent).
+
+    Callers that look the function up in its module when they call it (``embed.umap(...)``,
+    and the library's own calls) then get cached results.
+    """
+    for module_name, names in functions.items():
+        module = importlib.import_module(module_name)
+        for name in names:
+            fn = getattr(module, name)
+            if not getattr(fn, "__mnistlab_cached__", False):
+                setattr(module, name, cached(fn))
 
 
 def code_fingerprint(fn: Callable) -> str:

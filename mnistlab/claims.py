@@ -1,0 +1,139 @@
+"""Claims: every verdict the book states, chosen by a rule that reads an interval.
+
+A sentence such as "training leaves fewer units silent" is a claim about an effect: it
+holds when the effect's interval lies wholly on the claimed side of zero, is
+contradicted when the interval lies wholly on the other side, and is otherwise
+undecided: no effect is detectable with the data at hand, which is not the same as no
+effect. A :class:`Claim` records the statement, the rule, the estimate with its
+interval and sample size, and the verdict; the chapter glues ``claim.sentence`` into its
+prose, so the text says what this build measured, on whatever data it used.
+
+Each chapter collects its claims in a :class:`Claims` book that writes them to the
+results folder of the build (``<cache>/claims/``); the appendix page "What this book
+claims and how sure it is" reads every chapter's file back and lists them all.
+
+>>> from mnistlab.stats import proportion
+>>> c = greater("demo", "the network beats chance (10%)", proportion(906, 1000), than=0.10, spec=".1%")
+>>> c.verdict, c.sentence
+('holds', 'holds: 90.6% [88.6%, 92.3%] is above 10.0% (95% interval, n = 1,000 images)')
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from mnistlab.stats import Estimate
+
+VERDICTS = ("holds", "contradicted", "undecided")
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One verdict of the book: what is claimed, the evidence, and what the rule made of it.
+
+    key: a stable name (``"ch03.zeros_fall"``); statement: the claim in words;
+    rule: how the estimate decides it (e.g. ``"> 0"``); estimate: the number behind it;
+    verdict: ``"holds"``, ``"contradicted"`` or ``"undecided"``; sentence: the verdict as
+    prose, with the estimate, its interval and n.
+    """
+
+    key: str
+    statement: str
+    rule: str
+    estimate: Estimate
+    verdict: str
+    sentence: str
+
+    @property
+    def holds(self) -> bool:
+        return self.verdict == "holds"
+
+
+def _interval(estimate: Estimate, spec: str) -> str:
+    return f"{estimate.value:{spec}} [{estimate.low:{spec}}, {estimate.high:{spec}}]"
+
+
+def _n(estimate: Estimate) -> str:
+    return f"{estimate.level:.0%} interval, n = {estimate.n:,} {estimate.of}"
+
+
+def greater(key: str, statement: str, estimate: Estimate, than: float = 0.0, spec: str = ".3g") -> Claim:
+    """The claim "the estimate is above ``than``": holds when the whole interval is above it."""
+    shown, bound = _interval(estimate, spec), f"{than:{spec}}"
+    if estimate.low > than:
+        verdict, sentence = "holds", f"holds: {shown} is above {bound}"
+    elif estimate.high < than:
+        verdict, sentence = "contradicted", f"does not hold: {shown} is below {bound}"
+    else:
+        verdict, sentence = "undecided", f"is not shown: {shown} includes {bound}, so no difference is detectable"
+    return Claim(key, statement, f"> {bound}", estimate, verdict, f"{sentence} ({_n(estimate)})")
+
+
+def less(key: str, statement: str, estimate: Estimate, than: float = 0.0, spec: str = ".3g") -> Claim:
+    """The claim "the estimate is below ``than``": holds when the whole interval is below it."""
+    shown, bound = _interval(estimate, spec), f"{than:{spec}}"
+    if estimate.high < than:
+        verdict, sentence = "holds", f"holds: {shown} is below {bound}"
+    elif estimate.low > than:
+        verdict, sentence = "contradicted", f"does not hold: {shown} is above {bound}"
+    else:
+        verdict, sentence = "undecided", f"is not shown: {shown} includes {bound}, so no difference is detectable"
+    return Claim(key, statement, f"< {bound}", estimate, verdict, f"{sentence} ({_n(estimate)})")
+
+
+def differs(key: str, statement: str, estimate: Estimate, null: float = 0.0, spec: str = ".3g") -> Claim:
+    """The claim "the estimate differs from ``null``", in either direction."""
+    shown, bound = _interval(estimate, spec), f"{null:{spec}}"
+    if estimate.excludes(null):
+        side = "above" if estimate.low > null else "below"
+        verdict, sentence = "holds", f"differs: {shown} lies {side} {bound}"
+    else:
+        verdict, sentence = "undecided", f"no difference is detectable: {shown} includes {bound}"
+    return Claim(key, statement, f"≠ {bound}", estimate, verdict, f"{sentence} ({_n(estimate)})")
+
+
+class Claims:
+    """The claims of one chapter, written to ``<cache>/claims/<data>/<chapter>.json`` as they come.
+
+    Args:
+        chapter: the page's name (``"03_activations_over_training"``).
+        data: the dataset's fingerprint: a build on other data keeps its own claims.
+    """
+
+    def __init__(self, chapter: str, data: str, folder: str | Path | None = None):
+        from mnistlab.cache import cache_dir
+
+        self.chapter = chapter
+        self.path = Path(folder or cache_dir() / "claims") / data[:16] / f"{chapter}.json"
+        self.claims: dict[str, Claim] = {}
+        self._write()  # a chapter that makes no claim any more leaves no stale file behind
+
+    def add(self, claim: Claim) -> Claim:
+        """Record ``claim`` (a key may be stated once per chapter) and return it."""
+        if claim.key in self.claims:
+            raise KeyError(f"claim {claim.key!r} is stated twice in {self.chapter}")
+        self.claims[claim.key] = claim
+        self._write()
+        return claim
+
+    def _write(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        records = [dataclasses.asdict(c) for c in self.claims.values()]
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".tmp-")
+        with os.fdopen(fd, "w") as f:
+            json.dump({"chapter": self.chapter, "claims": records}, f, indent=1)
+        os.replace(tmp, self.path)
+
+
+def read(folder: Path) -> dict[str, list[Claim]]:
+    """Every chapter's claims in ``folder`` (one build's), by chapter."""
+    out = {}
+    for path in sorted(Path(folder).glob("*.json")):
+        record = json.loads(path.read_text())
+        out[record["chapter"]] = [Claim(**{**c, "estimate": Estimate(**c["estimate"])}) for c in record["claims"]]
+    return out

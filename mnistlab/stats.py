@@ -1,0 +1,200 @@
+"""Estimates with their uncertainty: every number that carries a conclusion gets an interval.
+
+A test accuracy is a proportion of a finite set of test images, a comparison of two
+networks is a difference on the same images, a trend over units is a correlation of a
+few dozen points, and a property of a training recipe varies from seed to seed. Each
+comes with a 95% interval here, computed the standard way for its kind:
+
+* :func:`proportion` — Wilson's score interval for k successes out of n (an accuracy);
+* :func:`paired_difference` — a paired bootstrap over the same items (two networks'
+  correctness on the same test images), with :func:`mcnemar` for its exact test;
+* :func:`mean` — Student's t interval over independent runs (seeds);
+* :func:`mean_difference` — Welch's t interval for the difference of two groups of runs;
+* :func:`spearman` — Spearman's rank correlation with a Fisher-z interval (Bonett and
+  Wright's variance);
+* :func:`bootstrap` — a percentile bootstrap of any statistic of items (images, units).
+
+All return an :class:`Estimate`: the value, its interval, and the number of independent
+things behind it.
+
+>>> round(proportion(906, 1000).low, 3), round(proportion(906, 1000).high, 3)
+(0.886, 0.923)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from statistics import NormalDist
+
+import torch
+
+LEVEL = 0.95
+BOOTSTRAP_DRAWS = 2000
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A number, its interval at ``level``, and the count of independent things behind it.
+
+    ``n`` counts what varies between repetitions (images, seeds, units); ``of`` names it.
+    """
+
+    value: float
+    low: float
+    high: float
+    n: int
+    of: str
+    method: str
+    level: float = LEVEL
+
+    def __post_init__(self):
+        if not self.low <= self.value <= self.high and not math.isnan(self.value):
+            raise ValueError(f"an estimate's value {self.value} must lie in its interval [{self.low}, {self.high}]")
+
+    def excludes(self, x: float) -> bool:
+        """Whether ``x`` lies outside the interval."""
+        return x < self.low or x > self.high
+
+    def format(self, spec: str = ".3g") -> str:
+        """``value [low, high]`` with one format for all three (e.g. ``".1%"``)."""
+        return f"{self.value:{spec}} [{self.low:{spec}}, {self.high:{spec}}]"
+
+    def __str__(self) -> str:
+        return f"{self.format()} ({self.level:.0%} interval, n = {self.n:,} {self.of}, {self.method})"
+
+
+def _z(level: float) -> float:
+    return NormalDist().inv_cdf(0.5 + level / 2)
+
+
+def proportion(successes: int, n: int, of: str = "images", level: float = LEVEL) -> Estimate:
+    """Wilson's score interval for ``successes`` out of ``n`` (e.g. correct test images)."""
+    successes, n = int(successes), int(n)
+    if n < 1 or not 0 <= successes <= n:
+        raise ValueError(f"a proportion needs 0 <= successes <= n and n >= 1, got {successes} of {n}")
+    p, z = successes / n, _z(level)
+    center = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return Estimate(p, max(0.0, center - half), min(1.0, center + half), n, of, "Wilson", level)
+
+
+def accuracy(predictions: torch.Tensor, labels: torch.Tensor, level: float = LEVEL) -> Estimate:
+    """The share of ``predictions`` equal to ``labels`` (N,), with its Wilson interval over the N images."""
+    correct = _same_length(predictions, labels)
+    return proportion(int(correct.sum()), len(correct), "images", level)
+
+
+def _same_length(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    if a.shape != b.shape or a.ndim != 1 or len(a) == 0:
+        raise ValueError(
+            f"expected two non-empty (N,) tensors of one length, got {tuple(a.shape)} and {tuple(b.shape)}"
+        )
+    return a == b
+
+
+def bootstrap(
+    statistic: Callable[[torch.Tensor], torch.Tensor],
+    n: int,
+    of: str = "images",
+    level: float = LEVEL,
+    draws: int = BOOTSTRAP_DRAWS,
+    seed: int = 0,
+) -> Estimate:
+    """Percentile bootstrap of ``statistic(index)`` over ``n`` items resampled with replacement.
+
+    ``statistic`` takes a (draws, n) index tensor and returns the (draws,) statistics
+    (batched: one call evaluates every resample); the whole set is ``arange(n)``.
+    """
+    if n < 2:
+        raise ValueError(f"a bootstrap needs at least 2 items, got {n}")
+    value = float(statistic(torch.arange(n)[None])[0])
+    gen = torch.Generator().manual_seed(seed)
+    stats = []
+    chunk = max(1, 4_000_000 // n)  # bound the index tensor to ~32 MB
+    for start in range(0, draws, chunk):
+        index = torch.randint(n, (min(chunk, draws - start), n), generator=gen)
+        stats.append(statistic(index).double())
+    stats = torch.cat(stats)
+    tail = (1 - level) / 2
+    low, high = torch.quantile(stats, torch.tensor([tail, 1 - tail], dtype=torch.float64)).tolist()
+    return Estimate(value, min(low, value), max(high, value), n, of, "bootstrap", level)
+
+
+def paired_difference(
+    correct_a: torch.Tensor, correct_b: torch.Tensor, level: float = LEVEL, seed: int = 0
+) -> Estimate:
+    """Accuracy of A minus accuracy of B on the same N images, with a paired bootstrap interval.
+
+    ``correct_a`` and ``correct_b`` are (N,) booleans: whether each network got image i
+    right. Resampling images keeps each image's pair of outcomes together, so the
+    interval reflects only the images on which the two networks disagree.
+    """
+    if correct_a.shape != correct_b.shape or correct_a.ndim != 1:
+        raise ValueError(
+            f"expected two (N,) correctness vectors, got {tuple(correct_a.shape)} and {tuple(correct_b.shape)}"
+        )
+    d = correct_a.double() - correct_b.double()  # (N,) in {-1, 0, 1}
+    return bootstrap(lambda index: d[index].mean(1), len(d), "images", level, seed=seed)
+
+
+def mcnemar(correct_a: torch.Tensor, correct_b: torch.Tensor) -> float:
+    """Exact two-sided McNemar p-value: do A and B err on the same images at the same rate?"""
+    from scipy.stats import binomtest
+
+    b = int((correct_a & ~correct_b).sum())  # A right, B wrong
+    c = int((~correct_a & correct_b).sum())
+    return 1.0 if b + c == 0 else float(binomtest(b, b + c, 0.5).pvalue)
+
+
+def mean(values, of: str = "seeds", level: float = LEVEL) -> Estimate:
+    """Mean of independent runs with Student's t interval (a single run has no interval: NaN bounds)."""
+    from scipy.stats import t
+
+    x = torch.tensor([float(v) for v in values], dtype=torch.float64)
+    if len(x) == 0 or not torch.isfinite(x).all():
+        raise ValueError(f"need one or more finite values, got {list(values)}")
+    m = x.mean().item()
+    if len(x) == 1:
+        return Estimate(m, -math.inf, math.inf, 1, of, "one run: no interval", level)
+    half = t.ppf(0.5 + level / 2, len(x) - 1) * x.std().item() / math.sqrt(len(x))
+    return Estimate(m, m - half, m + half, len(x), of, "t", level)
+
+
+def mean_difference(a, b, of: str = "seeds", level: float = LEVEL) -> Estimate:
+    """Mean of ``a`` minus mean of ``b`` (independent runs each), with Welch's t interval."""
+    from scipy.stats import t
+
+    x = torch.tensor([float(v) for v in a], dtype=torch.float64)
+    y = torch.tensor([float(v) for v in b], dtype=torch.float64)
+    if len(x) < 2 or len(y) < 2 or not (torch.isfinite(x).all() and torch.isfinite(y).all()):
+        raise ValueError(f"need two or more finite values per group, got {list(a)} and {list(b)}")
+    d = (x.mean() - y.mean()).item()
+    va, vb = x.var().item() / len(x), y.var().item() / len(y)
+    se = math.sqrt(va + vb)
+    if se == 0:
+        return Estimate(d, d, d, min(len(x), len(y)), of, "Welch t", level)
+    dof = (va + vb) ** 2 / (va**2 / (len(x) - 1) + vb**2 / (len(y) - 1))
+    half = t.ppf(0.5 + level / 2, dof) * se
+    return Estimate(d, d - half, d + half, min(len(x), len(y)), of, "Welch t", level)
+
+
+def spearman(x: torch.Tensor, y: torch.Tensor, of: str = "units", level: float = LEVEL) -> Estimate:
+    """Spearman's rank correlation of (N,) ``x`` and ``y``, with a Fisher-z interval.
+
+    The interval uses Bonett and Wright's (2000) variance for Spearman's rho,
+    (1 + rho²/2) / (N - 3).
+    """
+    from scipy.stats import spearmanr
+
+    if x.shape != y.shape or x.ndim != 1 or len(x) < 4:
+        raise ValueError(f"expected two (N,) tensors with N >= 4, got {tuple(x.shape)} and {tuple(y.shape)}")
+    rho = float(spearmanr(x.double().numpy(), y.double().numpy()).statistic)
+    if math.isnan(rho):
+        raise ValueError("Spearman's rho is undefined when one of the variables is constant")
+    z, half = (
+        math.atanh(max(min(rho, 1 - 1e-12), -1 + 1e-12)),
+        _z(level) * math.sqrt((1 + rho * rho / 2) / (len(x) - 3)),
+    )
+    return Estimate(rho, math.tanh(z - half), math.tanh(z + half), len(x), of, "Fisher z", level)
