@@ -55,7 +55,10 @@ class Claim:
 
 
 def evidence(estimate: Estimate, spec: str = ".3g") -> str:
-    """The estimate with its interval and n, as the prose shows it: ``0.91 [0.89, 0.92]; 95% interval, n = 1,000 images``."""
+    """The estimate, its interval and n as the prose shows them.
+
+    For example ``0.91 [0.89, 0.92]; 95% interval, n = 1,000 images``.
+    """
     return f"{estimate.format(spec)}; {estimate.level:.0%} interval, n = {estimate.n:,} {estimate.of}"
 
 

@@ -130,7 +130,9 @@ def bootstrap(
     return Estimate(value, min(low, value), max(high, value), n, of, "bootstrap", level)
 
 
-def paired_difference(a: torch.Tensor, b: torch.Tensor, of: str = "images", level: float = LEVEL, seed: int = 0) -> Estimate:
+def paired_difference(
+    a: torch.Tensor, b: torch.Tensor, of: str = "images", level: float = LEVEL, seed: int = 0
+) -> Estimate:
     """Mean of ``a`` minus mean of ``b`` over the same N items, with a paired bootstrap interval.
 
     ``a`` and ``b`` are (N,) values of the same items under two conditions: whether two

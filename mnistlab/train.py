@@ -213,7 +213,10 @@ def train(
     history: dict[str, list[float]] = {k: [] for k in HISTORY_KEYS}
 
     scored = train_eval_rows(data.n_train)
-    x_scored, y_scored = (x_train, y_train) if scored is None else (x_train[scored.to(device)], y_train[scored.to(device)])
+    if scored is None:
+        x_scored, y_scored = x_train, y_train
+    else:
+        x_scored, y_scored = x_train[scored.to(device)], y_train[scored.to(device)]
 
     def end_of_epoch(epoch: int) -> None:
         for split, (x, y) in {"train": (x_scored, y_scored), "test": (data.x_test, data.y_test)}.items():
