@@ -39,15 +39,28 @@ def stored(v):
     return v
 
 
+_glued: dict[str, object] = {}  # name -> value, in this kernel
+
+
+def _same(a, b) -> bool:
+    return a == b or (isinstance(a, float) and isinstance(b, float) and a != a and b != b)  # NaN is NaN
+
+
 def value(name: str, v) -> None:
     """Register ``v`` under ``name`` for the prose, without displaying it.
 
     Floats are glued with four significant digits (see :func:`stored`); the chapter's
-    own assertions use its full-precision values.
+    own assertions use its full-precision values. One name holds one value: gluing
+    another value under a name already used raises (two numbers cannot both be what one
+    place in the prose says); running a cell again with the same result is fine.
     """
+    v = stored(v)
+    if name in _glued and not _same(_glued[name], v):
+        raise ValueError(f"glue name {name!r} already holds {_glued[name]!r}; refusing to glue {v!r} over it")
+    _glued[name] = v
     glue = _myst_glue()
     if glue is not None:
-        glue(name, stored(v), display=False)
+        glue(name, v, display=False)
 
 
 def figure(name: str, fig: Figure) -> None:

@@ -67,7 +67,8 @@ class Estimate:
             d = int(spec[2:] or 1)
             v, lo, hi = (f"{100 * x:+.{d}f}".replace("-", "−") for x in (self.value, self.low, self.high))
             return f"{v} points [{lo}, {hi}]"
-        return f"{self.value:{spec}} [{self.low:{spec}}, {self.high:{spec}}]"
+        v, lo, hi = (f"{x:{spec}}".replace("-", "−") for x in (self.value, self.low, self.high))  # a typographic minus
+        return f"{v} [{lo}, {hi}]"
 
     def __str__(self) -> str:
         return f"{self.format()} ({self.level:.0%} interval, n = {self.n:,} {self.of}, {self.method})"
@@ -85,7 +86,8 @@ def proportion(successes: int, n: int, of: str = "images", level: float = LEVEL)
     p, z = successes / n, _z(level)
     center = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return Estimate(p, max(0.0, center - half), min(1.0, center + half), n, of, "Wilson", level)
+    low, high = max(0.0, center - half), min(1.0, center + half)
+    return Estimate(p, min(low, p), max(high, p), n, of, "Wilson", level)  # min/max: rounding at p = 0 or 1
 
 
 def accuracy(predictions: torch.Tensor, labels: torch.Tensor, level: float = LEVEL) -> Estimate:
@@ -197,9 +199,9 @@ def spearman(x: torch.Tensor, y: torch.Tensor, of: str = "units", level: float =
 
     if x.shape != y.shape or x.ndim != 1 or len(x) < 4:
         raise ValueError(f"expected two (N,) tensors with N >= 4, got {tuple(x.shape)} and {tuple(y.shape)}")
-    rho = float(spearmanr(x.double().numpy(), y.double().numpy()).statistic)
-    if math.isnan(rho):
+    if (x == x[0]).all() or (y == y[0]).all():
         raise ValueError("Spearman's rho is undefined when one of the variables is constant")
+    rho = float(spearmanr(x.double().numpy(), y.double().numpy()).statistic)
     z, half = (
         math.atanh(max(min(rho, 1 - 1e-12), -1 + 1e-12)),
         _z(level) * math.sqrt((1 + rho * rho / 2) / (len(x) - 3)),

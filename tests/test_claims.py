@@ -1,0 +1,56 @@
+"""Verdicts by rule: each rule's three outcomes at its boundaries, and the chapter files."""
+
+import json
+
+import pytest
+
+from mnistlab import claims
+from mnistlab.stats import Estimate
+
+
+def est(low, value, high):
+    return Estimate(value, low, high, 100, "images", "test")
+
+
+@pytest.mark.parametrize(
+    "interval, verdict",
+    [((0.51, 0.6, 0.7), "holds"), ((0.3, 0.4, 0.49), "contradicted"), ((0.45, 0.55, 0.65), "undecided"),
+     ((0.5, 0.6, 0.7), "undecided")],  # an interval that touches the bound does not exclude it
+)
+def test_greater_reads_the_whole_interval(interval, verdict):
+    c = claims.greater("k", "above a half", est(*interval), than=0.5)
+    assert c.verdict == verdict and c.holds == (verdict == "holds")
+    assert "95% interval, n = 100 images" in c.sentence
+
+
+@pytest.mark.parametrize(
+    "interval, verdict", [((0.3, 0.4, 0.49), "holds"), ((0.51, 0.6, 0.7), "contradicted"), ((0.4, 0.5, 0.6), "undecided")]
+)
+def test_less_is_greater_mirrored(interval, verdict):
+    assert claims.less("k", "below a half", est(*interval), than=0.5).verdict == verdict
+
+
+def test_differs_names_the_side_or_says_nothing_is_detectable():
+    up = claims.differs("k", "s", est(0.01, 0.02, 0.03), above="rises", below="falls", none="stays")
+    down = claims.differs("k", "s", est(-0.03, -0.02, -0.01), above="rises", below="falls", none="stays")
+    flat = claims.differs("k", "s", est(-0.01, 0.01, 0.03), above="rises", below="falls", none="stays")
+    assert (up.verdict, down.verdict, flat.verdict) == ("holds", "holds", "undecided")
+    assert up.sentence.startswith("rises (") and down.sentence.startswith("falls (") and flat.sentence.startswith("stays (")
+
+
+def test_a_chapters_claims_are_written_as_they_come_and_read_back(tmp_path):
+    book = claims.Claims("03_x", "f" * 64, folder=tmp_path)
+    first = book.add(claims.greater("a", "above zero", est(0.1, 0.2, 0.3)))
+    book.add(claims.less("b", "below zero", est(0.1, 0.2, 0.3)))
+    back = claims.read(tmp_path / ("f" * 16))
+    assert list(back) == ["03_x"] and [c.key for c in back["03_x"]] == ["a", "b"]
+    assert back["03_x"][0] == first
+    with pytest.raises(KeyError, match="stated twice"):
+        book.add(claims.greater("a", "again", est(0.1, 0.2, 0.3)))
+
+
+def test_a_rerun_chapter_starts_its_file_empty(tmp_path):
+    claims.Claims("03_x", "f" * 64, folder=tmp_path).add(claims.greater("old", "s", est(0.1, 0.2, 0.3)))
+    claims.Claims("03_x", "f" * 64, folder=tmp_path)
+    record = json.loads((tmp_path / ("f" * 16) / "03_x.json").read_text())
+    assert record == {"chapter": "03_x", "claims": []}

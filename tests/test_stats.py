@@ -1,0 +1,103 @@
+"""Intervals, each checked against an independent implementation (SciPy) or a property."""
+
+import math
+
+import pytest
+import torch
+from scipy import stats as sp
+
+from mnistlab import stats
+
+
+@pytest.mark.parametrize("k, n", [(906, 1000), (0, 20), (20, 20), (3, 7), (9500, 10000)])
+def test_wilson_interval_equals_scipys(k, n):
+    ours = stats.proportion(k, n)
+    theirs = sp.binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")
+    assert ours.value == k / n
+    assert math.isclose(ours.low, theirs.low, abs_tol=1e-12) and math.isclose(ours.high, theirs.high, abs_tol=1e-12)
+
+
+def test_accuracy_is_a_proportion_of_images():
+    preds, labels = torch.tensor([1, 2, 3, 4]), torch.tensor([1, 2, 0, 4])
+    a = stats.accuracy(preds, labels)
+    assert (a.value, a.n, a.of) == (0.75, 4, "images")
+
+
+def test_t_interval_equals_scipys():
+    values = [0.91, 0.93, 0.90, 0.925, 0.915]
+    ours = stats.mean(values)
+    low, high = sp.t.interval(0.95, len(values) - 1, loc=sum(values) / 5, scale=sp.sem(values))
+    assert math.isclose(ours.low, low, rel_tol=1e-12) and math.isclose(ours.high, high, rel_tol=1e-12)
+    one = stats.mean([0.9])
+    assert one.n == 1 and math.isinf(one.low) and math.isinf(one.high)
+
+
+def test_welch_interval_equals_scipys():
+    a, b = [0.91, 0.93, 0.90, 0.925, 0.915], [0.95, 0.94, 0.96, 0.945, 0.93, 0.955]
+    ours = stats.mean_difference(a, b)
+    theirs = sp.ttest_ind(a, b, equal_var=False).confidence_interval(0.95)
+    assert math.isclose(ours.low, theirs.low, rel_tol=1e-10) and math.isclose(ours.high, theirs.high, rel_tol=1e-10)
+
+
+def test_spearman_value_is_scipys_and_its_interval_widens_with_fewer_points():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(40, generator=g)
+    y = x + torch.randn(40, generator=g)
+    ours = stats.spearman(x, y)
+    assert math.isclose(ours.value, sp.spearmanr(x.numpy(), y.numpy()).statistic, rel_tol=1e-12)
+    few = stats.spearman(x[:10], y[:10])
+    assert few.high - few.low > ours.high - ours.low
+    # Bonett-Wright: tanh(atanh(r) ± 1.96 sqrt((1 + r²/2) / (n - 3)))
+    half = 1.959963984540054 * math.sqrt((1 + ours.value**2 / 2) / 37)
+    assert math.isclose(ours.low, math.tanh(math.atanh(ours.value) - half), rel_tol=1e-9)
+
+
+def test_paired_bootstrap_matches_the_normal_interval_of_a_mean_difference():
+    g = torch.Generator().manual_seed(1)
+    a = torch.rand(4000, generator=g) < 0.9
+    b = torch.rand(4000, generator=g) < 0.8
+    d = stats.paired_difference(a, b)
+    diff = (a.double() - b.double())
+    se = diff.std().item() / math.sqrt(len(diff))
+    assert math.isclose(d.value, diff.mean().item(), rel_tol=1e-12)
+    assert abs(d.low - (d.value - 1.96 * se)) < 0.3 * se and abs(d.high - (d.value + 1.96 * se)) < 0.3 * se
+
+
+def test_bootstrap_of_a_constant_collapses_and_is_deterministic():
+    c = stats.bootstrap(lambda i: torch.ones(len(i), dtype=torch.float64), 50)
+    assert (c.low, c.value, c.high) == (1.0, 1.0, 1.0)
+    x = torch.randn(100, generator=torch.Generator().manual_seed(2))
+    first = stats.bootstrap(lambda i: x[i].mean(1), 100)
+    assert first == stats.bootstrap(lambda i: x[i].mean(1), 100)
+
+
+def test_mcnemar_is_the_exact_binomial_test_on_discordant_pairs():
+    a = torch.tensor([True] * 30 + [False] * 10 + [True] * 50)
+    b = torch.tensor([False] * 30 + [True] * 10 + [True] * 50)
+    assert math.isclose(stats.mcnemar(a, b), sp.binomtest(30, 40, 0.5).pvalue)
+    assert stats.mcnemar(a, a) == 1.0
+
+
+def test_format_shows_percentage_points_with_signs():
+    e = stats.Estimate(-0.032, -0.035, -0.029, 1000, "images", "bootstrap")
+    assert e.format("pp1") == "−3.2 points [−3.5, −2.9]"
+    assert e.format(".1%") == "−3.2% [−3.5%, −2.9%]"
+
+
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda: stats.proportion(5, 0), "n >= 1"),
+        (lambda: stats.proportion(6, 5), "successes <= n"),
+        (lambda: stats.mean([]), "one or more finite"),
+        (lambda: stats.mean([1.0, float("nan")]), "finite"),
+        (lambda: stats.mean_difference([1.0], [2.0, 3.0]), "two or more"),
+        (lambda: stats.spearman(torch.rand(3), torch.rand(3)), "N >= 4"),
+        (lambda: stats.spearman(torch.ones(5), torch.rand(5)), "constant"),
+        (lambda: stats.paired_difference(torch.rand(3), torch.rand(4)), "one length"),
+        (lambda: stats.Estimate(2.0, 0.0, 1.0, 3, "seeds", "t"), "must lie in its interval"),
+    ],
+)
+def test_bad_input_says_what_is_needed(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
