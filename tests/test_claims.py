@@ -14,8 +14,12 @@ def est(low, value, high):
 
 @pytest.mark.parametrize(
     "interval, verdict",
-    [((0.51, 0.6, 0.7), "holds"), ((0.3, 0.4, 0.49), "contradicted"), ((0.45, 0.55, 0.65), "undecided"),
-     ((0.5, 0.6, 0.7), "undecided")],  # an interval that touches the bound does not exclude it
+    [
+        ((0.51, 0.6, 0.7), "holds"),
+        ((0.3, 0.4, 0.49), "contradicted"),
+        ((0.45, 0.55, 0.65), "undecided"),
+        ((0.5, 0.6, 0.7), "undecided"),
+    ],  # an interval that touches the bound does not exclude it
 )
 def test_greater_reads_the_whole_interval(interval, verdict):
     c = claims.greater("k", "above a half", est(*interval), than=0.5)
@@ -24,7 +28,8 @@ def test_greater_reads_the_whole_interval(interval, verdict):
 
 
 @pytest.mark.parametrize(
-    "interval, verdict", [((0.3, 0.4, 0.49), "holds"), ((0.51, 0.6, 0.7), "contradicted"), ((0.4, 0.5, 0.6), "undecided")]
+    "interval, verdict",
+    [((0.3, 0.4, 0.49), "holds"), ((0.51, 0.6, 0.7), "contradicted"), ((0.4, 0.5, 0.6), "undecided")],
 )
 def test_less_is_greater_mirrored(interval, verdict):
     assert claims.less("k", "below a half", est(*interval), than=0.5).verdict == verdict
@@ -35,7 +40,11 @@ def test_differs_names_the_side_or_says_nothing_is_detectable():
     down = claims.differs("k", "s", est(-0.03, -0.02, -0.01), above="rises", below="falls", none="stays")
     flat = claims.differs("k", "s", est(-0.01, 0.01, 0.03), above="rises", below="falls", none="stays")
     assert (up.verdict, down.verdict, flat.verdict) == ("holds", "holds", "undecided")
-    assert up.sentence.startswith("rises (") and down.sentence.startswith("falls (") and flat.sentence.startswith("stays (")
+    assert (
+        up.sentence.startswith("rises (")
+        and down.sentence.startswith("falls (")
+        and flat.sentence.startswith("stays (")
+    )
 
 
 def test_a_chapters_claims_are_written_as_they_come_and_read_back(tmp_path):

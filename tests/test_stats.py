@@ -57,7 +57,7 @@ def test_paired_bootstrap_matches_the_normal_interval_of_a_mean_difference():
     a = torch.rand(4000, generator=g) < 0.9
     b = torch.rand(4000, generator=g) < 0.8
     d = stats.paired_difference(a, b)
-    diff = (a.double() - b.double())
+    diff = a.double() - b.double()
     se = diff.std().item() / math.sqrt(len(diff))
     assert math.isclose(d.value, diff.mean().item(), rel_tol=1e-12)
     assert abs(d.low - (d.value - 1.96 * se)) < 0.3 * se and abs(d.high - (d.value + 1.96 * se)) < 0.3 * se
