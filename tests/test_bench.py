@@ -3,14 +3,14 @@
 import pytest
 import torch
 
-from mnistlab.build import bench
+from mnistlab.build import bench, machine, training_bench
 
 
 def test_textbook_dataset_reads_the_same_images_and_labels(data, tmp_path):
     from torchvision.datasets import MNIST
     from torchvision.transforms import ToTensor
 
-    bench.write_torchvision_mnist(data, tmp_path)
+    training_bench.write_torchvision_mnist(data, tmp_path)
     for train, x, y in ((True, data.x_train, data.y_train), (False, data.x_test, data.y_test)):
         ds = MNIST(str(tmp_path), train=train, download=False, transform=ToTensor())
         assert len(ds) == len(y)
@@ -26,7 +26,7 @@ def test_write_idx_is_read_back_by_read_idx(tmp_path):
     from mnistlab.data import read_idx
 
     a = np.arange(2 * 28 * 28, dtype=np.uint8).reshape(2, 28, 28)
-    bench.write_idx(tmp_path / "x", a)
+    training_bench.write_idx(tmp_path / "x", a)
     assert np.array_equal(read_idx(tmp_path / "x", expected_shape=(2, 28, 28)), a)
 
 
@@ -47,10 +47,26 @@ def test_readme_without_markers_is_refused(tmp_path):
         bench.write_readme("block", readme)
 
 
-
 def test_tree_memory_splits_shared_pages():
     import os
 
-    pss, rss = bench._tree_memory(os.getpid())
+    pss, rss = machine.tree_memory(os.getpid())
     assert 0 < pss <= rss
-    assert bench._tree_memory(2**22 + 12345) == (0, 0)  # no such process
+    assert machine.tree_memory(2**22 + 12345) == (0, 0)  # no such process
+
+
+def test_forward_flops_count_the_books_networks():
+    from mnistlab.models import ModelConfig
+
+    assert training_bench.forward_flops(ModelConfig()) == 2 * (784 * 32 + 32 * 16 + 16 * 10)
+    cnn = ModelConfig(arch="cnn", channels=(8, 16), hidden=(32,))
+    conv = 2 * (1 * 25 * 8 * 28 * 28 + 8 * 25 * 16 * 14 * 14)
+    assert training_bench.forward_flops(cnn) == conv + 2 * (16 * 7 * 7 * 32 + 32 * 10)
+
+
+def test_the_build_log_gives_each_pages_seconds_and_slowest_cell():
+    from mnistlab.build import book_bench
+
+    log = "[reexecute] 07_cnn: 612.3 s (slowest cell: 301.0 s, code cell 3 of 30; the cell timeout is 900 s)"
+    page = book_bench.PAGE_LINE.search(log)
+    assert page[1] == "07_cnn" and float(page[2]) == 612.3 and float(page[3]) == 301.0

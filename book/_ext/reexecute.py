@@ -98,7 +98,8 @@ def _execute_all(app, env, docnames) -> None:
         )
         seconds = time.perf_counter() - started
         result = nbformat.read(executed, as_version=4) if proc.returncode == 0 else None
-        return page, result, seconds, proc.stderr[-2000:]
+        slowest = json.loads(executed.with_suffix(".cells.json").read_text()) if result is not None else None
+        return page, result, seconds, slowest, proc.stderr[-2000:]
 
     n = jobs()
     logger.info(f"[reexecute] executing {len(pages)} pages, {n} at a time")
@@ -111,7 +112,7 @@ def _execute_all(app, env, docnames) -> None:
         futures = [pool.submit(run, page, Path(tmp)) for page in ordered]
         seconds_now = {}
         for future in futures:
-            (docname, path, _, read_fmt), executed, seconds, errors = future.result()
+            (docname, path, _, read_fmt), executed, seconds, slowest, errors = future.result()
             if executed is None:
                 logger.info(f"[reexecute] {docname} failed; myst-nb will execute it again and report:\n{errors}")
                 continue
@@ -121,7 +122,10 @@ def _execute_all(app, env, docnames) -> None:
                 check_validity=False,
                 overwrite=True,
             )
-            logger.info(f"[reexecute] {docname}: {seconds:.1f} s")
+            logger.info(
+                f"[reexecute] {docname}: {seconds:.1f} s (slowest cell: {slowest['seconds']:.1f} s, "
+                f"code cell {slowest['cell']} of {slowest['cells']}; the cell timeout is {nb_config.execution_timeout} s)"
+            )
             seconds_now[docname] = seconds
     logger.info(f"[reexecute] all pages executed in {time.perf_counter() - start:.1f} s")
     _save_seconds(seconds_now)
@@ -153,15 +157,30 @@ def _execute_one(source: str, executed: str, cwd: str, timeout: str) -> None:
     from nbclient import NotebookClient
 
     notebook = nbformat.read(source, as_version=4)
+    started, seconds = {}, {}
+
+    def on_start(cell, cell_index):
+        started[cell_index] = time.perf_counter()
+
+    def on_executed(cell, cell_index, execute_reply):
+        seconds[cell_index] = time.perf_counter() - started[cell_index]
+
     client = NotebookClient(
         notebook,
         timeout=int(timeout),
         allow_errors=False,
         record_timing=False,  # timing metadata in the cells would change the cache's hash of the page
         resources={"metadata": {"path": cwd}},
+        on_cell_start=on_start,
+        on_cell_executed=on_executed,
     )
     client.execute()
     nbformat.write(notebook, executed)
+    code = [i for i, c in enumerate(notebook.cells) if c.cell_type == "code"]
+    slowest = max(code, key=lambda i: seconds.get(i, 0.0))
+    Path(executed).with_suffix(".cells.json").write_text(
+        json.dumps({"seconds": seconds.get(slowest, 0.0), "cell": code.index(slowest) + 1, "cells": len(code)})
+    )
 
 
 def _absolute_paths() -> None:
