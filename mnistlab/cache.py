@@ -29,7 +29,7 @@ import shutil
 import tempfile
 import warnings
 from collections.abc import Callable, Iterable
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -108,6 +108,23 @@ class ModelCache:
         with FileLock(str(self.folder / f"{key}.lock")):
             yield
 
+    @contextmanager
+    def locks(self, keys: Iterable[str]):
+        """Hold several entries' locks (take them in sorted order, so two callers cannot deadlock)."""
+        with ExitStack() as held:
+            for key in keys:
+                held.enter_context(self.lock(key))
+            yield
+
+    def discard(self, key: str, problem: str) -> None:
+        """Report an entry that is not the one asked for in one line, and delete it."""
+        warnings.warn(
+            f"{self.kind[:-1]} cache entry {key[:12]}… is damaged ({problem}); deleting it and rebuilding",
+            CacheCorruptionWarning,
+            stacklevel=3,
+        )
+        shutil.rmtree(self.path(key), ignore_errors=True)
+
     def load(self, key: str) -> tuple[dict[str, torch.Tensor], dict] | None:
         """The entry's tensors and metadata, or None if absent or damaged (then it is removed)."""
         entry = self.path(key)
@@ -167,12 +184,7 @@ class ModelCache:
             hit = self.load(key)
             problem = validate(hit[1]) if hit is not None and validate is not None else None
             if problem is not None:
-                warnings.warn(
-                    f"{self.kind[:-1]} cache entry {key[:12]}… is damaged ({problem}); deleting it and rebuilding",
-                    CacheCorruptionWarning,
-                    stacklevel=2,
-                )
-                shutil.rmtree(self.path(key), ignore_errors=True)
+                self.discard(key, problem)
                 hit = None
             if hit is not None:
                 return (*hit, True)

@@ -95,7 +95,10 @@ def pin() -> None:
 
 
 def signature() -> str:
-    """The arithmetic in force, for cache keys: a model trained under other pins is another model."""
+    """PyTorch's arithmetic in force, for cache keys: a model trained under other pins is another model.
+
+    Results computed with NumPy as well (UMAP, t-SNE) are keyed by :func:`numpy_dispatch` too.
+    """
     import torch
 
     return "/".join(
@@ -105,7 +108,6 @@ def signature() -> str:
             f"threads={torch.get_num_threads()}",
             f"mkldnn={torch.backends.mkldnn.enabled}",
             f"mkl_cbwr={os.environ.get('MKL_CBWR', '')}",
-            "numpy=" + "+".join(numpy_dispatch()),
         ]
     )
 

@@ -1,16 +1,13 @@
 """Recording a network while it trains: activation snapshots and gradient norms.
 
-Two training callbacks (pass them to :func:`mnistlab.train.train`, or let
-:func:`mnistlab.train.load_or_train` do it and cache the result with the model):
-
-* :class:`ActivationRecorder` — after initialisation and after every epoch, runs a
-  fixed set of inputs (the whole test split) through the model in batches with
-  :func:`mnistlab.hooks.run_with_cache` and keeps the named activations as float16.
-  One snapshot of the default MLP's hidden layers on 1,000 test images is 96 kB, so
-  21 of them fit easily in memory and in the model cache.
-* :class:`GradientNormRecorder` — while training, backward hooks on each layer's
-  weight record the norm of its gradient at every step; after each epoch it keeps
-  the epoch's mean.
+:class:`ActivationRecorder` is a training callback (pass it to
+:func:`mnistlab.train.train`, or let :func:`mnistlab.train.load_or_train` do it and
+cache the result with the model): after initialisation and after every epoch, it runs a
+fixed set of inputs (the whole test split) through the model in batches with
+:func:`mnistlab.hooks.run_with_cache` and keeps the named activations as float16. One
+snapshot of the default MLP's hidden layers on 1,000 test images is 96 kB, so 21 of
+them fit easily in memory and in the model cache. (The training loops record each
+weight's gradient norm themselves: :attr:`mnistlab.train.TrainedModel.grad_norms`.)
 
 >>> from mnistlab.data import DataConfig, load_data
 >>> from mnistlab.models import ModelConfig
@@ -24,8 +21,7 @@ torch.Size([3, 1000, 32])
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -79,56 +75,3 @@ class ActivationRecorder:
     def snapshots(self) -> dict[str, torch.Tensor]:
         """``{name: (epochs + 1, N, D)}``, in the recorded dtype."""
         return {n: torch.stack(parts) for n, parts in self._parts.items()}
-
-
-class GradientNormRecorder:
-    """Per-layer gradient norms over training, through backward hooks on the weights.
-
-    While training, a hook on each named parameter (``"fc1.weight"``…) adds the
-    Frobenius norm of its gradient at every optimisation step. At the end of each
-    epoch the callback stores the epoch's mean, so ``norms[param][e - 1]`` is the mean
-    gradient norm during epoch ``e``. The hooks are removed when training ends.
-    """
-
-    def __init__(self, params: Sequence[str]):
-        self.params = list(params)
-        self.norms: dict[str, list[float]] = {p: [] for p in self.params}
-        self._sum: dict[str, torch.Tensor] = {}
-        self._steps: dict[str, int] = {}
-
-    @contextmanager
-    def attach(self, model: nn.Module) -> Iterator[None]:
-        """Hook the parameters for the duration of training (called by ``train``)."""
-        named = dict(model.named_parameters())
-        unknown = [p for p in self.params if p not in named]
-        if unknown:
-            raise KeyError(f"unknown parameter(s) {unknown}; this {type(model).__name__} has {list(named)}")
-        handles = []
-        try:
-            for p in self.params:
-                self._sum[p] = torch.zeros((), device=named[p].device)
-                self._steps[p] = 0
-                handles.append(named[p].register_hook(self._accumulate(p)))
-            yield
-        finally:
-            for h in handles:
-                h.remove()
-
-    def _accumulate(self, param: str):
-        def hook(grad: torch.Tensor) -> None:
-            # Summed as a tensor: no .item() per step, so no device sync in the training loop.
-            self._sum[param] += grad.detach().norm()
-            self._steps[param] += 1
-
-        return hook
-
-    def __call__(self, epoch: int, model: nn.Module) -> None:
-        if epoch == 0:  # initialisation: no step taken yet
-            return
-        for p in self.params:
-            steps = self._steps.get(p, 0)
-            if steps == 0:
-                raise RuntimeError(f"no gradient reached {p!r} during epoch {epoch}; was attach() entered?")
-            self.norms[p].append(self._sum[p].item() / steps)
-            self._sum[p].zero_()
-            self._steps[p] = 0

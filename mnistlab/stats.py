@@ -148,6 +148,21 @@ def paired_difference(
     return bootstrap(lambda index: d[index].mean(1), len(d), of, level, seed=seed)
 
 
+def ratio(numerator: torch.Tensor, denominator: torch.Tensor, of: str = "units", level: float = LEVEL) -> Estimate:
+    """Σ numerator / Σ denominator over N items, with a bootstrap over the items.
+
+    For a share whose parts come in clusters: say the share of all preferred-digit
+    changes that fall in the first epochs, where each unit contributes its own changes
+    (resampling units, not single changes, keeps a unit's changes together).
+    """
+    if numerator.shape != denominator.shape or numerator.ndim != 1:
+        raise ValueError(f"expected two (N,) tensors, got {tuple(numerator.shape)} and {tuple(denominator.shape)}")
+    if denominator.sum() <= 0:
+        raise ValueError("the denominator sums to zero: the ratio is undefined")
+    num, den = numerator.double(), denominator.double()
+    return bootstrap(lambda index: num[index].sum(1) / den[index].sum(1).clamp(min=1e-300), len(num), of, level)
+
+
 def mcnemar(correct_a: torch.Tensor, correct_b: torch.Tensor) -> float:
     """Exact two-sided McNemar p-value: do A and B err on the same images at the same rate?"""
     from scipy.stats import binomtest

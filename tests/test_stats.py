@@ -101,3 +101,13 @@ def test_format_shows_percentage_points_with_signs():
 def test_bad_input_says_what_is_needed(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_ratio_is_a_ratio_of_sums_resampled_by_item():
+    num, den = torch.tensor([1.0, 0.0, 3.0, 2.0]), torch.tensor([2.0, 1.0, 4.0, 2.0])
+    r = stats.ratio(num, den)
+    assert r.value == pytest.approx(6 / 9) and r.low <= r.value <= r.high and r.n == 4
+    same = stats.ratio(torch.tensor([1.0, 2.0, 3.0]), torch.tensor([2.0, 4.0, 6.0]))  # every item's ratio is 1/2
+    assert same.low == pytest.approx(0.5) and same.high == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="sums to zero"):
+        stats.ratio(torch.zeros(3), torch.zeros(3))

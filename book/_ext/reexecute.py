@@ -123,8 +123,8 @@ def _execute_all(app, env, docnames) -> None:
                 overwrite=True,
             )
             logger.info(
-                f"[reexecute] {docname}: {seconds:.1f} s (slowest cell: {slowest['seconds']:.1f} s, "
-                f"code cell {slowest['cell']} of {slowest['cells']}; the cell timeout is {nb_config.execution_timeout} s)"
+                f"[reexecute] {docname}: {seconds:.1f} s (slowest cell: {slowest['seconds']:.1f} s, code cell "
+                f"{slowest['cell']} of {slowest['cells']}; the cell timeout is {nb_config.execution_timeout} s)"
             )
             seconds_now[docname] = seconds
     logger.info(f"[reexecute] all pages executed in {time.perf_counter() - start:.1f} s")

@@ -17,7 +17,7 @@ a SHA-256 over
   architecture and weights, dataclasses field by field (:func:`digest`);
 * the versions of the numerical packages (torch, numpy, scipy, scikit-learn,
   umap-learn, pynndescent, numba, mlxtend) and the pinned arithmetic of
-  :func:`mnistlab.numerics.signature`.
+  :func:`mnistlab.numerics.signature` and NumPy's SIMD targets.
 
 Entries are :class:`mnistlab.cache.ModelCache` entries under ``<cache>/results/``:
 written atomically, checked against their SHA-256 on every read, and rebuilt when
@@ -70,7 +70,8 @@ def cached(fn: Callable[..., R], cache: ModelCache | None = None) -> Callable[..
     def wrapper(*args, **kwargs):
         store = cache or ModelCache(kind="results")
         name = f"{fn.__module__}.{fn.__qualname__}"
-        key = cache_key("result", name, code_fingerprint(fn), versions(), numerics.signature(), digest((args, kwargs)))
+        arithmetic = (numerics.signature(), numerics.numpy_dispatch())
+        key = cache_key("result", name, code_fingerprint(fn), versions(), arithmetic, digest((args, kwargs)))
 
         def build():
             tensors: dict[str, torch.Tensor] = {}
