@@ -56,6 +56,9 @@ PINNED_ENV = {
     "OMP_NUM_THREADS": str(THREADS),
     "MKL_NUM_THREADS": str(THREADS),
     "OPENBLAS_NUM_THREADS": str(THREADS),
+    # Numba's OpenMP layer shares PyTorch's OpenMP runtime: when umap-learn puts Numba's
+    # thread count back after a seeded fit, it would set PyTorch's to Numba's default too.
+    "NUMBA_NUM_THREADS": str(THREADS),
     "OPENBLAS_CORETYPE": "Haswell",
     # NumPy >= 2.4 names its dispatch targets above the X86-64-v2 baseline X86_V3 (AVX2,
     # FMA), X86_V4 (AVX-512) and the AVX-512 extensions after it.

