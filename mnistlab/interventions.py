@@ -231,7 +231,9 @@ def masked_ablation(
     Args:
         masks: (G, D) bool, True = ablate this unit in this copy.
         values: replacement of each unit, (D, ...): zeros (default, zero ablation)
-            or e.g. ``acts.mean(0)`` (mean ablation).
+            or e.g. ``acts.mean(0)`` (mean ablation); or one replacement per input,
+            (N, D, ...) aligned with ``x`` (resample ablation: each image gets the
+            activations of another image).
     """
     resolve_names(model, layer)
     if labels.shape != (len(x),):
@@ -251,20 +253,27 @@ def masked_ablation(
     max_rows = max(1, min(max_rows, ELEMENT_BUDGET // after))  # bounds G × B
     max_batch = max(1, min(len(x), max_rows, ELEMENT_BUDGET // max(x[0].numel(), *per_row)))  # bounds B
     values = torch.zeros(width, *unit_shape) if values is None else values
-    if values.shape != (width, *unit_shape):
-        raise ValueError(f"values must have shape {(width, *unit_shape)} (one per unit), got {tuple(values.shape)}")
+    per_input = values.shape == (len(x), width, *unit_shape)
+    if values.shape != (width, *unit_shape) and not per_input:
+        raise ValueError(
+            f"values must have shape {(width, *unit_shape)} (one per unit) or {(len(x), width, *unit_shape)} "
+            f"(one per input), got {tuple(values.shape)}"
+        )
+    if not all_finite(values):
+        raise ValueError("ablation values hold NaN or infinite entries; replacements must be finite")
     if masks.ndim != 2 or masks.shape[1] != width or masks.dtype != torch.bool:
         raise ValueError(f"masks must be bool (G, {width}) for this layer, got {masks.dtype} {tuple(masks.shape)}")
     device = next(model.parameters()).device
     group = max(1, min(len(masks), max_rows // max_batch))
     correct = torch.zeros(len(masks), n_classes, dtype=torch.float64)
-    current = {"masks": masks[:0]}
+    current = {"masks": masks[:0], "rows": slice(0, 0)}
     fill = values.to(device)
 
     def ablate_per_copy(act: torch.Tensor, name: str) -> torch.Tensor:
         m = current["masks"].to(device)  # (G, D)
         m = m.view(len(m), 1, width, *[1] * len(unit_shape))  # (G, 1, D, ...)
-        copies = torch.where(m, fill.to(act.dtype), act.unsqueeze(0))  # (G, B, D, ...)
+        value = fill[current["rows"]] if per_input else fill  # (B, D, ...) or (D, ...)
+        copies = torch.where(m, value.to(act.dtype), act.unsqueeze(0))  # (G, B, D, ...)
         return copies.view(-1, *act.shape[1:])  # (G × B, D, ...): copy g holds rows g·B … g·B + B − 1
 
     was_training = model.training
@@ -276,6 +285,7 @@ def masked_ablation(
                 g = len(current["masks"])
                 rows = max(1, min(max_batch, max_rows // g))
                 for start in range(0, len(x), rows):
+                    current["rows"] = slice(start, start + rows)
                     xb, yb = x[start : start + rows].to(device), labels[start : start + rows]
                     preds = model(xb).argmax(1).view(g, -1)  # (G, B): the hook made G copies
                     correct[g0 : g0 + g] += _per_class_correct(preds, yb, n_classes).cpu()

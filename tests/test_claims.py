@@ -62,4 +62,16 @@ def test_a_rerun_chapter_starts_its_file_empty(tmp_path):
     claims.Claims("03_x", "f" * 64, folder=tmp_path).add(claims.greater("old", "s", est(0.1, 0.2, 0.3)))
     claims.Claims("03_x", "f" * 64, folder=tmp_path)
     record = json.loads((tmp_path / ("f" * 16) / "03_x.json").read_text())
-    assert record == {"chapter": "03_x", "claims": []}
+    assert record["chapter"] == "03_x" and record["claims"] == []
+
+
+def test_the_appendix_reads_only_claims_of_this_librarys_code(tmp_path, monkeypatch):
+    claims.Claims("03_x", "f" * 64, folder=tmp_path).add(claims.greater("a", "above zero", est(0.1, 0.2, 0.3)))
+    chapters = claims.read_build("f" * 64, folder=tmp_path)
+    assert [c.key for c in chapters["03_x"]] == ["a"]
+    assert "| 03 | above zero | **holds** | 0.2 [0.1, 0.3] | 100 images |" in claims.table(chapters)
+    monkeypatch.setattr(claims, "library_fingerprint", lambda: "other code")
+    with pytest.raises(RuntimeError, match="run its chapter again"):
+        claims.read_build("f" * 64, folder=tmp_path)
+    with pytest.raises(RuntimeError, match="run the chapters first"):
+        claims.read_build("e" * 64, folder=tmp_path)

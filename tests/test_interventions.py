@@ -156,3 +156,19 @@ def test_scaling_sweep_at_one_is_the_intact_model(model, batch):
     x, y = batch
     sweep = iv.scaling_sweep(model, x, y, "fc2_post", [1, 2], factors=[0.0, 1.0])
     torch.testing.assert_close(sweep[1], analysis.per_class_accuracy(model(x).argmax(1), y))
+
+
+def test_per_input_values_ablate_each_image_with_its_own_replacement(data):
+    """Oracle: resample ablation in the batched table equals one edited run per unit."""
+    from mnistlab.models import ModelConfig, build_model
+
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(hidden=(6, 4))).eval()
+    x, y = data.x_test[::3], data.y_test[::3]  # every digit
+    _, cache = iv.run_with_cache(model, data.x_train[: len(x)], names=["fc1_post"])
+    values = cache["fc1_post"][torch.randperm(len(x), generator=torch.Generator().manual_seed(1))]  # (N, D)
+    table = iv.ablation_table(model, x, y, "fc1_post", values=values)
+    for unit in range(6):
+        edit = iv.Edit(torch.tensor([unit]), values[:, unit : unit + 1], per_input=True)
+        preds = iv.run_edited(model, x, {"fc1_post": edit}).argmax(1)
+        assert table.accuracy[unit].item() == pytest.approx((preds == y).float().mean().item())

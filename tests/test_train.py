@@ -49,8 +49,8 @@ def test_callbacks_see_every_epoch(data):
 
 
 def test_learns_something(data):
-    run = train(ModelConfig(), TrainConfig(epochs=3), data, progress=False)
-    assert run.final_test_acc > 0.8
+    run = train(ModelConfig(), TrainConfig(epochs=10), data, progress=False)
+    assert run.final_test_acc > 0.75  # chance is 0.1
 
 
 @pytest.mark.parametrize(
