@@ -80,7 +80,7 @@ def greater(
     is contradicted when the whole interval is below, and is undecided otherwise."""
     verdict = "holds" if estimate.low > than else "contradicted" if estimate.high < than else "undecided"
     words = {"holds": yes, "contradicted": no, "undecided": unclear}
-    return _decide(key, statement, f"> {than:g}", estimate, verdict, words, spec)
+    return _decide(key, statement, f"> {than:.3g}", estimate, verdict, words, spec)
 
 
 def less(
@@ -96,7 +96,7 @@ def less(
     """The claim "the estimate is below ``than``" (see :func:`greater`)."""
     verdict = "holds" if estimate.high < than else "contradicted" if estimate.low > than else "undecided"
     words = {"holds": yes, "contradicted": no, "undecided": unclear}
-    return _decide(key, statement, f"< {than:g}", estimate, verdict, words, spec)
+    return _decide(key, statement, f"< {than:.3g}", estimate, verdict, words, spec)
 
 
 def differs(

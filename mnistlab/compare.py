@@ -23,12 +23,22 @@ from dataclasses import dataclass
 
 import torch
 
-from mnistlab import analysis, embed
+from mnistlab import analysis, embed, select
 from mnistlab import interventions as iv
 from mnistlab.data import Dataset
+from mnistlab.models import ModelConfig
 from mnistlab.train import TrainedModel
 
 BOTTLENECK_THRESHOLD = 0.20  # a unit is a bottleneck if ablating it costs a digit > 20 points (chapter 5)
+DROPOUT = 0.2
+# The five training variants of chapter 6 (chapter 5 pools the units of all of them).
+VARIANTS = {
+    "baseline": ModelConfig(),
+    "input norm": ModelConfig(input_norm=True),
+    "LayerNorm": ModelConfig(layernorm=True),
+    f"dropout {DROPOUT}": ModelConfig(dropout=DROPOUT),
+    "all three": ModelConfig(input_norm=True, layernorm=True, dropout=DROPOUT),
+}
 
 
 @dataclass(frozen=True)
@@ -36,13 +46,15 @@ class LayerMeasures:
     """What chapters 3–5 measure on one hidden layer of one trained run.
 
     dead: dead units after training; firing: mean firing rate after training;
-    preference_changes: preferred-digit changes summed over epochs 1–20;
+    preference_changes: preferred-digit changes summed over all epochs;
     profile_r: median over units and epochs of the class-profile correlation with the
     epoch before; si: (D,) selectivity indices after training (NaN for dead units);
-    bottlenecks: units whose zero ablation costs some digit more than the threshold;
-    bottleneck_drop: (bottlenecks,) the largest per-digit drop of each;
-    covering_silhouette: silhouette of the test images in the space of the
-    ``k`` digit-covering units (chapter 4).
+    largest_drop: {"zero": (D,), "mean": (D,)} each unit's largest loss of a digit's test
+    accuracy when ablated alone (the mean from the validation images);
+    bottlenecks: {"zero": n, "mean": n} units whose ablation costs some digit more than
+    the threshold, found on the validation images; covering_silhouette: silhouette of the
+    test sample in the space of the ``k`` digit-covering units chosen on the validation
+    images (chapter 4).
     """
 
     dead: int
@@ -50,8 +62,8 @@ class LayerMeasures:
     preference_changes: int
     profile_r: float
     si: torch.Tensor
-    bottlenecks: int
-    bottleneck_drop: torch.Tensor
+    largest_drop: dict[str, torch.Tensor]
+    bottlenecks: dict[str, int]
     covering_silhouette: float
 
 
@@ -74,29 +86,37 @@ class RunMeasures:
 
 
 def measure(run: TrainedModel, data: Dataset, k_covering: dict[str, int] | None = None) -> RunMeasures:
-    """Measure one trained run (from :func:`mnistlab.train.load_or_train`, with snapshots)."""
+    """Measure one trained run (from :func:`mnistlab.train.load_or_train`, with snapshots).
+
+    Choices (bottleneck units, digit-covering units, mean-ablation values) are made on
+    the validation images; every measure is scored on the test images.
+    """
     if not run.snapshots:
         raise ValueError("measure needs a run with snapshots: get it from load_or_train")
     labels = data.y_test
+    sample = data.test_sample()
     k_covering = k_covering or {name: max(1, s.shape[-1] // 4) for name, s in run.snapshots.items()}
     layers = {}
     for name, snaps in run.snapshots.items():
         final = snaps[-1].float()  # (N_test, D)
         drift = analysis.drift(snaps, labels)
-        table = iv.ablation_table(run.model, data.x_test, labels, name)
-        drop = -table.delta.min(1).values  # (D,) largest per-digit drop of each unit
-        is_bottleneck = drop > BOTTLENECK_THRESHOLD
-        auc = analysis.one_vs_rest_auc(final, labels)
-        covering = embed.covering_units(auc, k_covering[name])
+        drops, counts = {}, {}
+        for how in ("zero", "mean"):
+            values = select.ablation_values(run.model, name, data.validation, how, rows=data.n_test)
+            table = iv.ablation_table(run.model, data.x_test, labels, name, values=values)
+            drops[how] = -table.delta.min(1).values  # (D,)
+            counts[how] = len({b.unit for b in select.bottlenecks(run.model, name, data.validation,
+                                                                     BOTTLENECK_THRESHOLD, how)})
+        covering = select.covering_units(run.model, name, data.validation, k_covering[name])
         layers[name] = LayerMeasures(
             dead=int(analysis.dead_units(final).sum()),
             firing=analysis.firing_rate(final).mean().item(),
             preference_changes=int(drift.preference_changed.sum()),
             profile_r=drift.profile_r.nanmedian().item(),
             si=analysis.selectivity_index(analysis.class_means(final, labels)),
-            bottlenecks=int(is_bottleneck.sum()),
-            bottleneck_drop=drop[is_bottleneck],
-            covering_silhouette=embed.silhouette(final[:, covering], labels),
+            largest_drop=drops,
+            bottlenecks=counts,
+            covering_silhouette=embed.silhouette(final[sample][:, covering], labels[sample]),
         )
     return RunMeasures(run.history["test_acc"], run.history["train_acc"], layers)
 

@@ -225,6 +225,21 @@ class Dataset:
             picks.append(idx[torch.randperm(len(idx), generator=gen)[:per_class]])
         return torch.cat(picks).sort().values
 
+    def with_shuffled_labels(self, seed: int = 0) -> Dataset:
+        """A control: the same images with the training and validation labels shuffled.
+
+        A network trained on it can only memorise: whatever its units show that a network
+        trained on the true labels also shows is not evidence of learning about digits.
+        The test split keeps its true labels, to measure the control on.
+        """
+        gen = torch.Generator().manual_seed(seed)
+        return dataclasses.replace(
+            self,
+            y_train=self.y_train[torch.randperm(self.n_train, generator=gen)],
+            y_val=self.y_val[torch.randperm(self.n_val, generator=gen)],
+            description=f"{self.description}, training labels shuffled (seed {seed})",
+        )
+
     def summary(self) -> str:
         """One line naming the data and its size, e.g. for the introduction of the book."""
         return f"{self.description}: {self.n_train:,} train / {self.n_val:,} validation / {self.n_test:,} test images"

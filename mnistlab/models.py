@@ -232,6 +232,23 @@ def input_weights(model: MLP | CNN, layer: str) -> torch.Tensor | None:
     return model.fc1.weight.detach().cpu().clone()
 
 
+def forward_flops(config: ModelConfig) -> int:
+    """Floating-point operations of one image's forward pass: 2 per multiply-add of every layer.
+
+    A convolution's weights are reused at every position of its map (each block is
+    followed by a 2 × 2 max-pool, halving the map); a linear layer uses each weight once.
+    """
+    flops, size = 0, 28
+    for module in make_model(config).modules():
+        if isinstance(module, nn.Conv2d):
+            c_out, c_in, k, _ = module.weight.shape
+            flops += 2 * c_in * k * k * c_out * size * size
+            size //= 2
+        elif isinstance(module, nn.Linear):
+            flops += 2 * module.weight.numel()
+    return flops
+
+
 def build_model(config: ModelConfig, x_train: torch.Tensor | None = None) -> MLP | CNN:
     """A freshly initialised model (MLP or CNN); with ``input_norm``, ``x_train`` supplies the statistics.
 

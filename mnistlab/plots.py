@@ -65,14 +65,20 @@ def training_curves(history: Mapping[str, Sequence[float]]) -> Figure:
     return fig
 
 
-def per_class_accuracy(acc: torch.Tensor, ax: Axes | None = None) -> Figure:
-    """One bar per digit, in the digit's colour, with the overall mean as a line."""
+def per_class_accuracy(
+    acc: torch.Tensor, ax: Axes | None = None, low: torch.Tensor | None = None, high: torch.Tensor | None = None
+) -> Figure:
+    """One bar per digit, in the digit's colour, with the overall mean as a line (and intervals if given)."""
     fig, ax = _new(ax, (style.WIDTH, style.WIDTH * 0.35))
     values = 100 * np.asarray(acc, dtype=float)
-    ax.bar(range(len(values)), values, color=style.DIGIT_COLORS[: len(values)])
+    yerr = None
+    if low is not None and high is not None:
+        yerr = np.stack([values - 100 * np.asarray(low, dtype=float), 100 * np.asarray(high, dtype=float) - values])
+    ax.bar(range(len(values)), values, color=style.DIGIT_COLORS[: len(values)], yerr=yerr, capsize=3)
     ax.axhline(values.mean(), color="k", lw=1, ls="--", label=f"mean of classes {values.mean():.1f}%")
     ax.set(xlabel="digit", ylabel="test accuracy (%)", xticks=range(len(values)))
-    ax.set_ylim(max(0.0, values.min() - 10), 100)
+    bottom = values.min() if yerr is None else (values - yerr[0]).min()
+    ax.set_ylim(max(0.0, bottom - 10), 100)
     ax.legend(loc="lower right")
     return fig
 
@@ -686,6 +692,15 @@ def pruning_curves(curves: Mapping[str, torch.Tensor], random: torch.Tensor | No
         ax.plot(np.arange(len(acc)), 100 * np.asarray(acc), color=color, marker=".", ms=3, label=name)
     ax.set(xlabel="units removed", ylabel="test accuracy (%)", title=title, ylim=(0, 100))
     ax.legend(fontsize=8)
+    return fig
+
+
+def pruning_panels(curves: Mapping[str, Mapping[str, torch.Tensor]], random: Mapping[str, torch.Tensor]) -> Figure:
+    """One :func:`pruning_curves` panel per layer: ``curves[layer]``, ``random[layer]`` (draws, D + 1)."""
+    fig, axes = plt.subplots(1, len(curves), figsize=(style.WIDTH, style.WIDTH * 0.4), squeeze=False)
+    for ax, (layer, by_order) in zip(axes[0], curves.items()):
+        pruning_curves(by_order, random.get(layer), ax=ax, title=layer)
+    fig.tight_layout()
     return fig
 
 

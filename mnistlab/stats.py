@@ -6,6 +6,8 @@ few dozen points, and a property of a training recipe varies from seed to seed. 
 comes with a 95% interval here, computed the standard way for its kind:
 
 * :func:`proportion` — Wilson's score interval for k successes out of n (an accuracy);
+* :func:`proportion_difference` — two proportions on different items, with Newcombe's
+  interval built from their Wilson intervals;
 * :func:`paired_difference` — a paired bootstrap over the same items (two networks'
   correctness on the same test images), with :func:`mcnemar` for its exact test;
 * :func:`mean` — Student's t interval over independent runs (seeds);
@@ -88,6 +90,21 @@ def proportion(successes: int, n: int, of: str = "images", level: float = LEVEL)
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
     low, high = max(0.0, center - half), min(1.0, center + half)
     return Estimate(p, min(low, p), max(high, p), n, of, "Wilson", level)  # min/max: rounding at p = 0 or 1
+
+
+def proportion_difference(k1: int, n1: int, k2: int, n2: int, of: str = "images", level: float = LEVEL) -> Estimate:
+    """k1/n1 minus k2/n2 for two independent samples, with Newcombe's hybrid score interval.
+
+    Newcombe (1998), method 10: the difference's interval from the two Wilson intervals.
+    For proportions on *different* images (two digits' accuracies, or accuracy on the
+    training and the test images); for two networks on the *same* images use
+    :func:`paired_difference`.
+    """
+    a, b = proportion(k1, n1, of, level), proportion(k2, n2, of, level)
+    d = a.value - b.value
+    low = d - math.sqrt((a.value - a.low) ** 2 + (b.high - b.value) ** 2)
+    high = d + math.sqrt((a.high - a.value) ** 2 + (b.value - b.low) ** 2)
+    return Estimate(d, low, high, min(int(n1), int(n2)), of, "Newcombe", level)
 
 
 def accuracy(predictions: torch.Tensor, labels: torch.Tensor, level: float = LEVEL) -> Estimate:

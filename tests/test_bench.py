@@ -56,12 +56,12 @@ def test_tree_memory_splits_shared_pages():
 
 
 def test_forward_flops_count_the_books_networks():
-    from mnistlab.models import ModelConfig
+    from mnistlab.models import ModelConfig, forward_flops
 
-    assert training_bench.forward_flops(ModelConfig()) == 2 * (784 * 32 + 32 * 16 + 16 * 10)
+    assert forward_flops(ModelConfig()) == 2 * (784 * 32 + 32 * 16 + 16 * 10)
     cnn = ModelConfig(arch="cnn", channels=(8, 16), hidden=(32,))
     conv = 2 * (1 * 25 * 8 * 28 * 28 + 8 * 25 * 16 * 14 * 14)
-    assert training_bench.forward_flops(cnn) == conv + 2 * (16 * 7 * 7 * 32 + 32 * 10)
+    assert forward_flops(cnn) == conv + 2 * (16 * 7 * 7 * 32 + 32 * 10)
 
 
 def test_the_build_log_gives_each_pages_seconds_and_slowest_cell():

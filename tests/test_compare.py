@@ -8,13 +8,7 @@ from mnistlab import interventions as iv
 from mnistlab.models import ModelConfig
 from mnistlab.train import TrainConfig, load_or_train, model_key
 
-VARIANTS = [
-    ModelConfig(),
-    ModelConfig(input_norm=True),
-    ModelConfig(layernorm=True),
-    ModelConfig(dropout=0.2),
-    ModelConfig(input_norm=True, layernorm=True, dropout=0.2),
-]
+VARIANTS = list(compare.VARIANTS.values())
 
 
 def test_every_variant_has_its_own_cache_key(data):
@@ -45,16 +39,25 @@ def test_dropout_variant_is_evaluated_without_dropout(data, tmp_cache):
 
 
 def test_measure_equals_the_chapters_functions(data, tmp_cache):
+    from mnistlab.hooks import run_with_cache
+
     run = load_or_train(ModelConfig(hidden=(8, 4)), TrainConfig(epochs=2), data, cache=tmp_cache)
     m = compare.measure(run, data)
+    _, val_acts = run_with_cache(run.model, data.x_val, names=["fc1_post"])
+    mean_values = val_acts["fc1_post"].mean(0)  # mean ablation's values: the validation images' mean
     final = run.snapshots["fc1_post"][-1].float()
     lm = m.layers["fc1_post"]
     assert lm.dead == int(analysis.dead_units(final).sum())
     assert lm.firing == pytest.approx(analysis.firing_rate(final).mean().item())
     torch.testing.assert_close(lm.si, analysis.selectivity_index(analysis.class_means(final, data.y_test)),
                                equal_nan=True)
-    table = iv.ablation_table(run.model, data.x_test, data.y_test, "fc1_post")
-    assert lm.bottlenecks == int((-table.delta.min(1).values > compare.BOTTLENECK_THRESHOLD).sum())
+    table = iv.ablation_table(run.model, data.x_test, data.y_test, "fc1_post")  # zero ablation, test images
+    torch.testing.assert_close(lm.largest_drop["zero"], -table.delta.min(1).values)
+    mean = iv.ablation_table(run.model, data.x_test, data.y_test, "fc1_post", values=mean_values)
+    torch.testing.assert_close(lm.largest_drop["mean"], -mean.delta.min(1).values)
+    # Bottlenecks are found on the validation images, by hand here.
+    val = iv.ablation_table(run.model, data.x_val, data.y_val, "fc1_post")
+    assert lm.bottlenecks["zero"] == int((-val.delta.min(1).values > compare.BOTTLENECK_THRESHOLD).sum())
     assert m.test_acc == run.history["test_acc"]
     assert m.gap == pytest.approx(run.history["train_acc"][-1] - run.history["test_acc"][-1])
     assert m.first_epoch_reaching(0.0) == 0 and m.first_epoch_reaching(1.01) is None

@@ -177,3 +177,11 @@ def test_test_sample_is_fixed_stratified_and_sorted(data):
     assert not torch.equal(small, data.test_sample(per_class=7, seed=4))
     with pytest.raises(ValueError, match="positive int"):
         data.test_sample(per_class=0)
+
+
+def test_shuffled_labels_keep_images_and_test_labels_and_count_of_each_digit(data):
+    control = data.with_shuffled_labels(seed=1)
+    assert torch.equal(control.x_train, data.x_train) and torch.equal(control.y_test, data.y_test)
+    assert torch.equal(torch.bincount(control.y_train), torch.bincount(data.y_train))
+    assert (control.y_train != data.y_train).float().mean() > 0.8  # most labels moved
+    assert control.fingerprint != data.fingerprint and "shuffled" in control.description

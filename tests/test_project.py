@@ -16,9 +16,15 @@ ROOT = Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"
 
 
-def chapters() -> list[str]:
+def pages() -> list[str]:
+    """Every page of the book, in the order of the table of contents."""
     toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    return [toc["root"], *(c["file"] for c in toc["chapters"])]
+    return [toc["root"], *(c["file"] for part in toc["parts"] for c in part["chapters"])]
+
+
+def chapters() -> list[str]:
+    """The pages that are notebooks (MyST with code), each paired with an executed .ipynb."""
+    return [name for name in pages() if (BOOK / f"{name}.md").read_text().startswith("---\njupytext:")]
 
 
 def test_ruff_is_clean():

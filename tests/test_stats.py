@@ -111,3 +111,10 @@ def test_ratio_is_a_ratio_of_sums_resampled_by_item():
     assert same.low == pytest.approx(0.5) and same.high == pytest.approx(0.5)
     with pytest.raises(ValueError, match="sums to zero"):
         stats.ratio(torch.zeros(3), torch.zeros(3))
+
+
+def test_newcombe_difference_matches_the_published_example():
+    """Newcombe (1998), Table II, example (a): 56/70 - 48/80 gives 0.2 with [0.0524, 0.3339]."""
+    d = stats.proportion_difference(56, 70, 48, 80)
+    assert d.value == pytest.approx(0.2)
+    assert d.low == pytest.approx(0.0524, abs=5e-4) and d.high == pytest.approx(0.3339, abs=5e-4)

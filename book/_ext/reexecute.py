@@ -35,6 +35,9 @@ from pathlib import Path
 
 ENV_JOBS = "MNISTLAB_BUILD_JOBS"
 PATH_VARIABLES = ("MNISTLAB_MNIST_DIR", "MNISTLAB_CACHE")
+# Pages that read what the chapters of the same build wrote (the claims appendix reads
+# every chapter's verdicts): executed after all other pages are done.
+AFTER_ALL = ("claims",)
 
 
 def jobs() -> int:
@@ -109,7 +112,11 @@ def _execute_all(app, env, docnames) -> None:
         # nothing is taken from that build); pages not timed yet first of all.
         last = _last_seconds()
         ordered = sorted(reversed(pages), key=lambda page: -last.get(page[0], float("inf")))
-        futures = [pool.submit(run, page, Path(tmp)) for page in ordered]
+        early = [page for page in ordered if page[0] not in AFTER_ALL]
+        futures = [pool.submit(run, page, Path(tmp)) for page in early]
+        for future in futures:
+            future.result()  # the pages that read what the others wrote start when those are done
+        futures += [pool.submit(run, page, Path(tmp)) for page in ordered if page[0] in AFTER_ALL]
         seconds_now = {}
         for future in futures:
             (docname, path, _, read_fmt), executed, seconds, slowest, errors = future.result()

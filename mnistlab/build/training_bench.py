@@ -29,7 +29,7 @@ import torch
 
 from mnistlab.build.machine import matmul_gflops, neighbour
 from mnistlab.data import MNIST_FILES, Dataset
-from mnistlab.models import ModelConfig, build_model
+from mnistlab.models import ModelConfig, build_model, forward_flops
 from mnistlab.record import ActivationRecorder
 from mnistlab.train import TrainConfig, train
 
@@ -73,20 +73,6 @@ def textbook_epoch_seconds(data: Dataset, config: ModelConfig, tc: TrainConfig) 
             loss.backward()
             optimizer.step()
         return time.perf_counter() - start
-
-
-def forward_flops(config: ModelConfig) -> int:
-    """Multiply-adds × 2 of one image's forward pass through the model ``config`` describes."""
-    model = build_model(config)
-    flops, size = 0, 28
-    for module in model.modules():
-        if isinstance(module, torch.nn.Conv2d):
-            c_out, c_in, k, _ = module.weight.shape
-            flops += 2 * c_in * k * k * c_out * size * size
-            size //= 2  # each convolution is followed by a 2 × 2 max-pool
-        elif isinstance(module, torch.nn.Linear):
-            flops += 2 * module.weight.numel()
-    return flops
 
 
 def throughput(data: Dataset, repeats: int = 5) -> dict[str, float]:
