@@ -18,10 +18,8 @@ from dataclasses import dataclass
 
 import torch
 
-from mnistlab.hooks import all_finite
+from mnistlab.checks import N_CLASSES, all_finite
 from mnistlab.record import as_units
-
-N_CLASSES = 10
 
 
 def _check_labels(preds: torch.Tensor, labels: torch.Tensor, n_classes: int) -> None:

@@ -7,12 +7,17 @@ any of them misses the cache and can never serve a stale model.
 An entry is a folder ``<cache>/models/<key>/`` with
 
 * ``weights.safetensors`` — named tensors, never pickle;
-* ``meta.json`` — the config, training history and the SHA-256 of the weights file.
+* ``meta.json`` — the config, training history, and one SHA-256 over the weights and
+  all of this metadata together (:func:`entry_digest`).
 
 Entries are written to a temporary folder and renamed into place (atomic on POSIX),
-verified against their checksum on every load, and a file lock keeps two processes
-from training the same entry at once. A damaged entry is reported in one line,
-deleted and rebuilt — never loaded.
+verified in every part on every load, and a file lock keeps two processes from
+training the same entry at once. A damaged entry is reported in one line, deleted and
+rebuilt — never served. Nothing non-finite is ever stored.
+
+A cache the process cannot write to (a read-only mount, say) still serves its intact
+entries, without taking locks; what cannot be stored is returned uncached, with a
+one-line :class:`CacheWriteWarning`.
 
 The cache lives in ``$MNISTLAB_CACHE`` (default ``~/.cache/mnistlab``): trained models
 in ``models/``, and results of expensive analysis functions in ``results/`` (entries of
@@ -35,7 +40,7 @@ from types import ModuleType
 from typing import Any
 
 import torch
-from filelock import FileLock
+from filelock import FileLock, Timeout
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
@@ -44,8 +49,49 @@ WEIGHTS = "weights.safetensors"
 META = "meta.json"
 
 
+ENTRY_SHA = "entry_sha256"
+
+
 class CacheCorruptionWarning(UserWarning):
     """A cache entry failed verification and is being rebuilt."""
+
+
+class CacheWriteWarning(UserWarning):
+    """A result could not be stored in the cache (it is returned, uncached)."""
+
+
+def entry_digest(blob: bytes, meta: dict) -> str:
+    """SHA-256 over an entry's weights file and its metadata (all of it but this digest).
+
+    Any change to either — a flipped bit in the weights, one edited character or a
+    deleted key in ``meta.json`` — changes the digest.
+    """
+    body = {k: v for k, v in meta.items() if k != ENTRY_SHA}
+    h = hashlib.sha256(blob)
+    h.update(b"\0meta\0")
+    h.update(stable_json(body).encode())
+    return h.hexdigest()
+
+
+def remove(path: Path) -> str | None:
+    """Delete a file or folder; return why it could not be deleted, or None."""
+    try:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
+    except OSError as err:
+        return err.strerror or type(err).__name__
+    return None
+
+
+@dataclasses.dataclass
+class Cleared:
+    """What :meth:`ModelCache.clear` deleted, and what it could not delete (path, why)."""
+
+    entries: int = 0
+    leftovers: int = 0  # temporary folders of interrupted saves, and unused lock files
+    failed: list[tuple[Path, str]] = dataclasses.field(default_factory=list)
 
 
 def cache_dir() -> Path:
@@ -101,10 +147,24 @@ class ModelCache:
     def path(self, key: str) -> Path:
         return self.folder / key
 
+    def writable(self) -> bool:
+        """Whether this process can create entries here (creating the folder if need be)."""
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            return False
+        return os.access(self.folder, os.W_OK | os.X_OK)
+
     @contextmanager
     def lock(self, key: str):
-        """Hold the entry's file lock: one process builds an entry, the others wait for it."""
-        self.folder.mkdir(parents=True, exist_ok=True)
+        """Hold the entry's file lock: one process builds an entry, the others wait for it.
+
+        A cache that cannot be written takes no lock: nobody can write an entry there,
+        so there is no race to prevent, and its intact entries are still served.
+        """
+        if not self.writable():
+            yield
+            return
         with FileLock(str(self.folder / f"{key}.lock")):
             yield
 
@@ -116,57 +176,87 @@ class ModelCache:
                 held.enter_context(self.lock(key))
             yield
 
-    def discard(self, key: str, problem: str) -> None:
-        """Report an entry that is not the one asked for in one line, and delete it."""
+    def discard(self, key: str, problem: str, stacklevel: int = 3) -> None:
+        """Report a damaged entry (or one that is not the one asked for) in one line, and delete it."""
+        why = remove(self.path(key))
+        fate = "deleting it and rebuilding" if why is None else f"not serving it (cannot delete it: {why})"
         warnings.warn(
-            f"{self.kind[:-1]} cache entry {key[:12]}… is damaged ({problem}); deleting it and rebuilding",
+            f"{self.kind[:-1]} cache entry {key[:12]}… is damaged ({problem}); {fate}",
             CacheCorruptionWarning,
-            stacklevel=3,
+            stacklevel=stacklevel,
         )
-        shutil.rmtree(self.path(key), ignore_errors=True)
 
-    def load(self, key: str) -> tuple[dict[str, torch.Tensor], dict] | None:
-        """The entry's tensors and metadata, or None if absent or damaged (then it is removed)."""
+    def verify(self, key: str) -> tuple[dict[str, torch.Tensor], dict]:
+        """The entry's tensors and metadata, checked in every part; ``ValueError`` says what is wrong."""
         entry = self.path(key)
-        if not entry.exists():
-            return None
+        if not entry.is_dir():
+            raise ValueError("not a folder")
         try:
             meta = json.loads((entry / META).read_text())
             blob = (entry / WEIGHTS).read_bytes()
-            digest = hashlib.sha256(blob).hexdigest()
-            if digest != meta.get("weights_sha256"):
-                raise ValueError(f"weights checksum {digest[:12]}… does not match meta.json")
-            if meta.get("key") != key:
-                raise ValueError("meta.json belongs to another entry")
-            tensors = st_load(blob)
-        except Exception as err:  # missing file, bad JSON, bad checksum, bad safetensors
-            warnings.warn(
-                f"{self.kind[:-1]} cache entry {key[:12]}… is damaged ({err}); deleting it and rebuilding",
-                CacheCorruptionWarning,
-                stacklevel=2,
-            )
-            shutil.rmtree(entry, ignore_errors=True)
-            return None
-        return tensors, meta
-
-    def save(self, key: str, tensors: dict[str, torch.Tensor], meta: dict) -> None:
-        """Write an entry atomically: a reader sees the old entry, or the whole new one."""
-        self.folder.mkdir(parents=True, exist_ok=True)
-        blob = st_save({k: v.detach().cpu().contiguous() for k, v in tensors.items()})
-        meta = {**meta, "key": key, "weights_sha256": hashlib.sha256(blob).hexdigest()}
-        tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{key[:12]}-", dir=self.folder))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise ValueError(f"unreadable: {err}") from err
+        if not isinstance(meta, dict):
+            raise ValueError(f"{META} holds a JSON {type(meta).__name__}, not an object")
+        if meta.get(ENTRY_SHA) != entry_digest(blob, meta):
+            raise ValueError(f"the checksum over {WEIGHTS} and {META} does not match")
+        if meta.get("key") != key:
+            raise ValueError(f"{META} belongs to another entry")
         try:
+            return st_load(blob), meta
+        except Exception as err:  # safetensors raises its own error types
+            raise ValueError(f"{WEIGHTS} does not parse: {err}") from err
+
+    def load(self, key: str) -> tuple[dict[str, torch.Tensor], dict] | None:
+        """The entry's tensors and metadata, or None if absent or damaged (then it is removed)."""
+        if not self.path(key).exists() and not self.path(key).is_symlink():
+            return None
+        try:
+            return self.verify(key)
+        except ValueError as err:
+            self.discard(key, str(err))
+            return None
+
+    def save(self, key: str, tensors: dict[str, torch.Tensor], meta: dict) -> dict | None:
+        """Write an entry atomically: a reader sees the old entry, or the whole new one.
+
+        Returns the metadata as stored, or None (with a :class:`CacheWriteWarning`) if
+        the cache cannot be written. Raises ``ValueError`` for non-finite tensors: a
+        diverged result is never stored.
+        """
+        for name, t in tensors.items():
+            if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+                raise ValueError(f"refusing to cache {key[:12]}…: tensor {name!r} holds NaN or infinite values")
+        blob = st_save({k: v.detach().cpu().contiguous() for k, v in tensors.items()})
+        meta = json.loads(json.dumps({**meta, "key": key}))  # as it will read back: tuples become lists
+        meta[ENTRY_SHA] = entry_digest(blob, meta)
+        tmp = None
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{key[:12]}-", dir=self.folder))
             (tmp / WEIGHTS).write_bytes(blob)
             (tmp / META).write_text(json.dumps(meta, indent=1, sort_keys=True))
             for f in (tmp / WEIGHTS, tmp / META):
                 with open(f, "rb") as fh:
                     os.fsync(fh.fileno())
             final = self.path(key)
-            if final.exists():
-                shutil.rmtree(final)
+            if final.exists() or final.is_symlink():
+                why = remove(final)
+                if why is not None:
+                    raise OSError(f"cannot replace {final}: {why}")
             os.rename(tmp, final)
+        except OSError as err:
+            warnings.warn(
+                f"could not store {self.kind[:-1]} {key[:12]}… in {self.folder} "
+                f"({err.strerror or err}); using it without caching it",
+                CacheWriteWarning,
+                stacklevel=2,
+            )
+            return None
         finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+            if tmp is not None:
+                shutil.rmtree(tmp, ignore_errors=True)
+        return meta
 
     def get_or_build(
         self,
@@ -189,21 +279,56 @@ class ModelCache:
             if hit is not None:
                 return (*hit, True)
             tensors, meta = build()
-            self.save(key, tensors, meta)
+            stored = self.save(key, tensors, meta)
+            if stored is None:  # a read-only cache: the result, uncached
+                return tensors, {**meta, "key": key}, False
             # Return what is on disk, so a cached and a fresh result are the same objects.
             loaded = self.load(key)
-            assert loaded is not None, "an entry just written failed to load"
+            if loaded is None:
+                raise RuntimeError(f"the cache entry {key[:12]}… just written in {self.folder} does not load back")
             return (*loaded, False)
 
     def entries(self) -> list[Path]:
-        """Every complete entry folder in the cache."""
-        if not self.folder.exists():
+        """Every entry in the cache (folders; a stray file where an entry belongs is listed too)."""
+        if not self.folder.is_dir():
             return []
-        return sorted(p for p in self.folder.iterdir() if p.is_dir() and not p.name.startswith(".tmp-"))
+        return sorted(
+            p for p in self.folder.iterdir() if not p.name.startswith(".") and not p.name.endswith(".lock")
+        )
 
-    def clear(self) -> int:
-        """Delete every entry; returns how many were deleted."""
-        entries = self.entries()
-        for p in entries:
-            shutil.rmtree(p, ignore_errors=True)
-        return len(entries)
+    def clear(self) -> Cleared:
+        """Delete every entry, the leftovers of interrupted saves, and lock files nobody holds."""
+        done = Cleared()
+        for p in self.entries():
+            why = remove(p)
+            if why is None:
+                done.entries += 1
+            else:
+                done.failed.append((p, why))
+        if not self.folder.is_dir():
+            return done
+        for p in sorted(self.folder.glob(".tmp-*")):
+            why = remove(p)
+            if why is None:
+                done.leftovers += 1
+            else:
+                done.failed.append((p, why))
+        for p in sorted(self.folder.glob("*.lock")):
+            lock = FileLock(str(p), timeout=0)
+            try:
+                lock.acquire()
+            except Timeout:
+                done.failed.append((p, "held by a running process"))
+                continue
+            except OSError as err:
+                done.failed.append((p, err.strerror or type(err).__name__))
+                continue
+            try:
+                why = remove(p)
+            finally:
+                lock.release()
+            if why is None:
+                done.leftovers += 1
+            else:
+                done.failed.append((p, why))
+        return done

@@ -24,6 +24,7 @@ import dataclasses
 import json
 import os
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -180,11 +181,12 @@ def read(folder: Path) -> dict[str, list[Claim]]:
     return out
 
 
-def read_build(data: str, folder: str | Path | None = None) -> dict[str, list[Claim]]:
+def read_build(data: str, folder: str | Path | None = None, expected: Iterable[str] = ()) -> dict[str, list[Claim]]:
     """The claims the chapters of this build wrote for the data ``data``, checked to be current.
 
     Raises ``RuntimeError`` naming the chapter if a file was written by other library
-    code (an older build): run the chapters first, as a book build does.
+    code (an older build), or if a chapter named in ``expected`` has written none yet:
+    run the chapters first, as a book build does.
     """
     where = build_folder(data, folder)
     current = library_fingerprint()
@@ -194,6 +196,9 @@ def read_build(data: str, folder: str | Path | None = None) -> dict[str, list[Cl
     found = read(where)
     if not found:
         raise RuntimeError(f"no chapter has written its claims to {where} yet; run the chapters first")
+    missing = sorted(set(expected) - set(found))
+    if missing:
+        raise RuntimeError(f"chapters {missing} have written no claims to {where} yet; run them first")
     return {chapter: cs for chapter, cs in found.items() if cs}
 
 

@@ -12,14 +12,13 @@ Every subcommand has ``--help``.
 from __future__ import annotations
 
 import argparse
-import json
-import shutil
 import sys
 import warnings
+from pathlib import Path
 
 from mnistlab import numerics
-from mnistlab.cache import ModelCache
-from mnistlab.data import SOURCES, DataConfig, DataFallbackWarning, load_data
+from mnistlab.cache import ENV_CACHE, ModelCache, cache_dir, remove
+from mnistlab.data import SOURCES, DataConfig, DataError, DataFallbackWarning, load_data
 from mnistlab.embed import NUMBA_FOLDER
 from mnistlab.models import ARCHS, ModelConfig
 from mnistlab.train import TrainConfig, load_or_train
@@ -47,34 +46,50 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _describe(meta: dict) -> str:
+    """One line about a verified entry's metadata: network, options, training, data, accuracy."""
+    mc, tc = meta["model_config"], meta["train_config"]
+    arch = mc.get("arch", "mlp")
+    shape = f"cnn {mc['channels']}+{mc['hidden']}" if arch == "cnn" else f"mlp {mc['hidden']}"
+    options = [k for k in ("input_norm", "layernorm") if mc.get(k)]
+    options += [f"dropout {mc['dropout']}"] if mc.get("dropout") else []
+    return (
+        f"{shape:<22} {' '.join(options):<28}  epochs {tc['epochs']:>3}  seed {tc['seed']:>2}  lr {tc['lr']:<6}"
+        f"  data {meta['data']['source']:<8} test acc {meta['history']['test_acc'][-1]:.2%}"
+    )
+
+
+def _size_mb(path: Path) -> float:
+    files = [path] if path.is_file() else [f for f in path.rglob("*") if f.is_file()]
+    return sum(f.stat().st_size for f in files) / 1e6
+
+
 def _cache_list(args: argparse.Namespace) -> int:
     cache = ModelCache()
     entries = cache.entries()
     print(f"model cache {cache.root} ({len(entries)} entries)")
     for entry in entries:
+        try:  # every part checked, as a load would check it (nothing is deleted here)
+            _, meta = cache.verify(entry.name)
+            line = _describe(meta)
+        except (ValueError, KeyError, TypeError, IndexError) as err:
+            reason = f"{type(err).__name__}: {err}" if isinstance(err, (KeyError, TypeError, IndexError)) else err
+            line = f"DAMAGED ({reason}); it will be deleted and rebuilt when next used"
+        print(f"  {entry.name[:12]}  {line}  {_size_mb(entry):.1f} MB")
+    results = ModelCache(kind="results")
+    damaged = []
+    for entry in results.entries():
         try:
-            meta = json.loads((entry / "meta.json").read_text())
-            mc, tc = meta["model_config"], meta["train_config"]
-            arch = mc.get("arch", "mlp")
-            shape = f"cnn {mc['channels']}+{mc['hidden']}" if arch == "cnn" else f"mlp {mc['hidden']}"
-            options = [k for k in ("input_norm", "layernorm") if mc.get(k)]
-            options += [f"dropout {mc['dropout']}"] if mc.get("dropout") else []
-            size = sum(f.stat().st_size for f in entry.iterdir()) / 1e6
-            print(
-                f"  {entry.name[:12]}  {shape:<22} {' '.join(options):<28}"
-                f"  epochs {tc['epochs']:>3}  seed {tc['seed']:>2}  lr {tc['lr']:<6}"
-                f"  data {meta['data']['source']:<8} test acc {meta['history']['test_acc'][-1]:.2%}"
-                f"  {size:.1f} MB"
-            )
-        except (OSError, KeyError, ValueError) as err:
-            print(f"  {entry.name[:12]}  damaged ({err}); it will be rebuilt when next used")
-    results = ModelCache(kind="results").entries()
-    size = sum(f.stat().st_size for entry in results for f in entry.iterdir()) / 1e6
-    print(f"and {len(results)} analysis results (mnistlab.build.memo), {size:.1f} MB")
+            results.verify(entry.name)
+        except ValueError as err:
+            damaged.append(f"{entry.name[:12]} ({err})")
+    size = sum(_size_mb(entry) for entry in results.entries())
+    print(f"and {len(results.entries())} analysis results (mnistlab.build.memo), {size:.1f} MB")
+    for line in damaged:
+        print(f"  DAMAGED result {line}; it will be deleted and rebuilt when next used")
     numba = cache.root / NUMBA_FOLDER
     if numba.is_dir():
-        size = sum(f.stat().st_size for f in numba.rglob("*") if f.is_file()) / 1e6
-        print(f"and umap-learn's compiled code (Numba's cache), {size:.1f} MB")
+        print(f"and umap-learn's compiled code (Numba's cache), {_size_mb(numba):.1f} MB")
     return 0
 
 
@@ -83,10 +98,27 @@ def _cache_clear(args: argparse.Namespace) -> int:
     if not args.yes:
         print(f"this deletes every model and result in {cache.root}; run again with --yes to do it", file=sys.stderr)
         return 1
-    results = ModelCache(kind="results").clear()
-    shutil.rmtree(cache.root / NUMBA_FOLDER, ignore_errors=True)
-    models = cache.clear()
-    print(f"deleted {models} entries, {results} analysis results and umap-learn's compiled code from {cache.root}")
+    models, results = cache.clear(), ModelCache(kind="results").clear()
+    failed = models.failed + results.failed
+    numba = cache.root / NUMBA_FOLDER
+    numba_deleted = False
+    if numba.exists():
+        why = remove(numba)
+        numba_deleted = why is None
+        if why is not None:
+            failed.append((numba, why))
+    leftovers = models.leftovers + results.leftovers
+    print(
+        f"deleted from {cache.root}: {models.entries} models, {results.entries} analysis results, "
+        f"{leftovers} leftovers of interrupted saves and unused locks"
+        + (", umap-learn's compiled code" if numba_deleted else "")
+    )
+    for path, why in failed:
+        print(f"mnistlab: could not delete {path}: {why}", file=sys.stderr)
+    if failed:
+        print(f"mnistlab: error: {len(failed)} items remain in {cache.root}; fix the cause above and run again",
+              file=sys.stderr)
+        return 1
     return 0
 
 
@@ -142,13 +174,39 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def error_line(err: BaseException) -> str:
+    """One line naming the cause of ``err`` and, where the cause suggests one, the fix."""
+    text = " ".join(str(err).split())
+    if isinstance(err, KeyError):
+        return f"missing key {text} (a damaged file or an unknown name)"
+    if isinstance(err, MemoryError):
+        return "out of memory; try a smaller --batch-size, a smaller network, or close other programs"
+    if isinstance(err, OSError) and err.filename is not None:
+        where = err.filename
+        fix = f"; set {ENV_CACHE} to a folder you can write" if str(where).startswith(str(cache_dir())) else ""
+        return f"{where}: {err.strerror or text}{fix}"
+    if isinstance(err, (ValueError, TypeError, DataError, RuntimeError, OSError)):
+        return text or type(err).__name__
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__
+
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"mnistlab: warning: {message}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     numerics.pin()  # a model trained here is the one a chapter would train (and find in the cache)
     args = parser().parse_args(argv)
     try:
-        return args.run(args)
-    except (ValueError, TypeError, KeyError) as err:  # bad configuration values: one line, no traceback
-        print(f"mnistlab: error: {err}", file=sys.stderr)
+        with warnings.catch_warnings():
+            warnings.simplefilter("always")
+            warnings.showwarning = _one_line_warning  # restored on leaving catch_warnings
+            return args.run(args)
+    except KeyboardInterrupt:
+        print("mnistlab: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:  # any cause: one line on stderr, never a traceback
+        print(f"mnistlab: error: {error_line(err)}", file=sys.stderr)
         return 2
 
 

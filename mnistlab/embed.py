@@ -28,6 +28,7 @@ import torch
 
 from mnistlab.analysis import units
 from mnistlab.cache import cache_dir
+from mnistlab.checks import check_positive_int
 
 
 @dataclass(frozen=True)
@@ -143,6 +144,7 @@ def silhouette(x: torch.Tensor, labels: torch.Tensor, chunk: int = 2048) -> floa
     x = units(x).double()
     if labels.shape != (len(x),):
         raise ValueError(f"expected labels ({len(x)},), got shape {tuple(labels.shape)}")
+    check_positive_int(chunk, "chunk")
     classes, inverse = labels.unique(return_inverse=True)
     if len(classes) < 2:
         raise ValueError(f"the silhouette needs at least two classes, got {classes.tolist()}")

@@ -32,8 +32,31 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from mnistlab.checks import check_images
 from mnistlab.data import Dataset
-from mnistlab.models import ModelConfig, build_model, check_images
+from mnistlab.models import ModelConfig, build_model
+
+
+class TrainingDiverged(ValueError):
+    """A network's training loss stopped being finite: training stops, and nothing is cached."""
+
+
+def check_finite_steps(finite_steps: torch.Tensor, steps: int, epoch: int, jobs: Sequence[Job]) -> None:
+    """Raise :class:`TrainingDiverged` if any network had a non-finite loss this epoch.
+
+    ``finite_steps[g]`` counts network ``g``'s steps with a finite loss. A non-finite
+    loss makes the weights non-finite, so every later step of the epoch is non-finite
+    too: the first bad batch is the one after the last finite step.
+    """
+    bad = (steps - finite_steps).tolist()
+    for g, n_bad in enumerate(bad):
+        if n_bad:
+            tc = jobs[g].train_config
+            raise TrainingDiverged(
+                f"training diverged: the loss of the network with seed {tc.seed} and learning rate {tc.lr:g} "
+                f"was NaN or infinite from epoch {epoch}, batch {steps - n_bad + 1} of {steps}; "
+                "try a smaller learning rate (TrainConfig.lr)"
+            )
 
 
 @dataclass(frozen=True)
@@ -202,18 +225,21 @@ def train_group(jobs: Sequence[Job], data: Dataset, progress: bool | None = None
     for epoch in epochs:
         orders = torch.stack([torch.randperm(n, generator=gen) for gen in shuffles]).to(device)  # (G, n)
         steps, started = 0, time.perf_counter()
+        finite_steps = torch.zeros(G, dtype=torch.long, device=device)
         for idx in orders.split(batch, dim=1):  # (G, B): row g is network g's batch
             B = idx.shape[1]
             x = x_train.index_select(0, idx.reshape(-1)).view(G, B, -1)
             y = y_train.index_select(0, idx.reshape(-1))
             keep = _dropout_keep(stack, drops, B, device)
             logits = stack.forward(x, keep)
-            loss = F.cross_entropy(logits.reshape(G * B, -1), y, reduction="none").view(G, B).mean(1).sum()
-            loss.backward()
+            losses = F.cross_entropy(logits.reshape(G * B, -1), y, reduction="none").view(G, B).mean(1)  # (G,)
+            losses.sum().backward()
+            finite_steps += losses.detach().isfinite()  # no .item(): no device sync per step
             norm_sums += stack.grad_norms()
             stack.step()
             steps += 1
         step_seconds += time.perf_counter() - started
+        check_finite_steps(finite_steps, steps, epoch, jobs)
         end_of_epoch(epoch, steps)
     seconds = time.perf_counter() - start
     for model in models:

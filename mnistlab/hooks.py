@@ -27,6 +27,8 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
+from mnistlab.checks import check_images, check_positive_int
+
 # A forward hook function receives the activation and the hook point's name and
 # returns a replacement activation, or None to leave it unchanged.
 HookFn = Callable[[torch.Tensor, str], torch.Tensor | None]
@@ -129,16 +131,6 @@ class ActivationCache(Mapping[str, torch.Tensor]):
         return f"ActivationCache({shapes})"
 
 
-def all_finite(x: torch.Tensor) -> bool:
-    """Whether every value of ``x`` is finite: a sum first, elementwise only if that is not.
-
-    NaN and ±inf make a sum non-finite, so a finite sum proves every term finite, at a
-    tenth of the cost of ``torch.isfinite(x).all()``; a non-finite sum (which may also
-    be an overflow of finite terms) is settled elementwise.
-    """
-    return bool(torch.isfinite(x.sum())) or bool(torch.isfinite(x).all())
-
-
 @torch.no_grad()
 def run_with_cache(
     model: nn.Module,
@@ -160,10 +152,8 @@ def run_with_cache(
         each (N, ...) detached on the CPU.
     """
     names = resolve_names(model, names)
-    if len(x) == 0:
-        raise ValueError("run_with_cache needs at least one input, got an empty tensor")
-    if not all_finite(x):
-        raise ValueError(f"run_with_cache got {int((~torch.isfinite(x)).sum())} NaN or infinite input values")
+    check_images(x, "run_with_cache's inputs")
+    check_positive_int(batch_size, "batch_size")
     device = torch.device(device) if device is not None else next(model.parameters()).device
     recorded: dict[str, list[torch.Tensor]] = {n: [] for n in names}
 

@@ -35,8 +35,16 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from mnistlab.analysis import N_CLASSES
-from mnistlab.hooks import all_finite, hooks, resolve_names, run_with_cache
+from mnistlab.checks import (
+    N_CLASSES,
+    check_class,
+    check_finite,
+    check_finite_number,
+    check_images,
+    check_labels,
+    check_positive_int,
+)
+from mnistlab.hooks import hooks, resolve_names, run_with_cache
 
 ELEMENT_BUDGET = 1 << 24  # largest replicated activation in masked_ablation: 16M floats (64 MB)
 
@@ -53,12 +61,17 @@ class Edit:
             given to :func:`run_edited`. ``None`` keeps the activations and scales them.
         scale: factor applied when ``value`` is None.
         per_input: whether ``value`` holds one row per input.
+        source_shape: the per-input shape (D, ...) of the activations ``value`` was
+            taken from, when it was taken from a layer's activations: the hook point
+            the edit is applied at must have the same shape (the same layer), else the
+            values would land on the wrong units.
     """
 
     units: torch.Tensor
     value: torch.Tensor | None = None
     scale: float = 1.0
     per_input: bool = False
+    source_shape: tuple[int, ...] | None = None
 
     def apply(self, act: torch.Tensor, rows: slice) -> torch.Tensor:
         """The edited copy of ``act``, a batch holding the inputs ``rows``."""
@@ -66,6 +79,11 @@ class Edit:
         if len(self.units) and (self.units.min() < 0 or self.units.max() >= width):
             raise IndexError(
                 f"unit indices {self.units.tolist()} out of range: this hook point has units 0..{width - 1}"
+            )
+        if self.source_shape is not None and self.source_shape != tuple(act.shape[1:]):
+            raise ValueError(
+                f"the edit's values come from activations of shape {self.source_shape} per input, but this hook "
+                f"point's activations are {tuple(act.shape[1:])}: take them from the layer being edited"
             )
         out = act.clone()
         if self.value is None:
@@ -93,10 +111,21 @@ def zero_ablation(units: Sequence[int] | torch.Tensor | int) -> Edit:
     return Edit(_units(units), value=torch.tensor(0.0))
 
 
+def _reference(acts: torch.Tensor, units: torch.Tensor, what: str) -> torch.Tensor:
+    """Check a layer's activations (N, D, ...) that an edit takes its values from."""
+    if not isinstance(acts, torch.Tensor) or acts.ndim < 2 or len(acts) == 0:
+        shape = tuple(acts.shape) if isinstance(acts, torch.Tensor) else type(acts).__name__
+        raise ValueError(f"{what} must be a layer's activations (N, D, ...) on at least one input, got {shape}")
+    if len(units) and (units.min() < 0 or units.max() >= acts.shape[1]):
+        raise IndexError(f"unit indices {units.tolist()} out of range: {what} have units 0..{acts.shape[1] - 1}")
+    return check_finite(acts, what)
+
+
 def mean_ablation(units: Sequence[int] | torch.Tensor | int, acts: torch.Tensor) -> Edit:
-    """Set the units to their mean over a reference set ``acts`` (N, D, ...)."""
+    """Set the units to their mean over a reference set ``acts`` (N, D, ...) of the same layer."""
     units = _units(units)
-    return Edit(units, value=acts[:, units].float().mean(0))  # (k, ...)
+    _reference(acts, units, "mean-ablation activations")
+    return Edit(units, value=acts[:, units].float().mean(0), source_shape=tuple(acts.shape[1:]))  # (k, ...)
 
 
 def class_mean_ablation(
@@ -109,6 +138,9 @@ def class_mean_ablation(
         input_labels: (N,) the class of each input the edit will be run on.
     """
     units = _units(units)
+    _reference(acts, units, "class-mean activations")
+    labels = check_labels(labels, len(acts), "reference labels")
+    input_labels = check_labels(input_labels, len(input_labels), "input labels")
     sub = acts[:, units].float()  # (N_ref, k, ...)
     present = labels.unique().tolist()
     missing = sorted(set(input_labels.unique().tolist()) - set(present))
@@ -116,7 +148,7 @@ def class_mean_ablation(
         raise ValueError(f"classes {missing} of the inputs have no reference activations")
     means = torch.stack([sub[labels == c].mean(0) if c in present else torch.zeros_like(sub[0])
                          for c in range(N_CLASSES)])  # (C, k, ...)
-    return Edit(units, value=means[input_labels], per_input=True)
+    return Edit(units, value=means[input_labels], per_input=True, source_shape=tuple(acts.shape[1:]))
 
 
 def resample_ablation(units: Sequence[int] | torch.Tensor | int, acts: torch.Tensor, seed: int = 0) -> Edit:
@@ -125,18 +157,19 @@ def resample_ablation(units: Sequence[int] | torch.Tensor | int, acts: torch.Ten
     ``acts`` are the units' activations on the same inputs the edit will be run on.
     """
     units = _units(units)
+    _reference(acts, units, "resample-ablation activations")
     n = len(acts)
     if n < 2:
         raise ValueError("resample ablation needs at least two inputs to take activations from")
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     source = torch.empty(n, dtype=torch.long)
     source[order] = order.roll(-1)  # one cycle through a random order: nobody keeps its own activations
-    return Edit(units, value=acts[source][:, units], per_input=True)
+    return Edit(units, value=acts[source][:, units], per_input=True, source_shape=tuple(acts.shape[1:]))
 
 
 def scaling(units: Sequence[int] | torch.Tensor | int, factor: float) -> Edit:
-    """Multiply the units by ``factor``."""
-    return Edit(_units(units), scale=float(factor))
+    """Multiply the units by ``factor`` (a finite number)."""
+    return Edit(_units(units), scale=check_finite_number(factor, "the scaling factor"))
 
 
 def patching(units: Sequence[int] | torch.Tensor | int | None, source: torch.Tensor) -> Edit:
@@ -144,8 +177,10 @@ def patching(units: Sequence[int] | torch.Tensor | int | None, source: torch.Ten
 
     ``units=None`` patches the whole hook point.
     """
+    _reference(source, torch.zeros(0, dtype=torch.long), "patching source activations")
     units = torch.arange(source.shape[1]) if units is None else _units(units)
-    return Edit(units, value=source[:, units], per_input=True)
+    _reference(source, units, "patching source activations")
+    return Edit(units, value=source[:, units], per_input=True, source_shape=tuple(source.shape[1:]))
 
 
 @torch.no_grad()
@@ -157,10 +192,8 @@ def run_edited(
     Runs in eval mode and in batches; every hook is removed on return or on error.
     """
     resolve_names(model, list(edits))
-    if len(x) == 0:
-        raise ValueError("run_edited needs at least one input, got an empty tensor")
-    if not all_finite(x):
-        raise ValueError(f"run_edited got {int((~torch.isfinite(x)).sum())} NaN or infinite input values")
+    check_images(x, "run_edited's inputs")
+    check_positive_int(batch_size, "batch_size")
     as_lists = {name: [e] if isinstance(e, Edit) else list(e) for name, e in edits.items()}
     rows = slice(0, 0)
 
@@ -236,8 +269,9 @@ def masked_ablation(
             activations of another image).
     """
     resolve_names(model, layer)
-    if labels.shape != (len(x),):
-        raise ValueError(f"expected labels ({len(x)},), got shape {tuple(labels.shape)}")
+    check_images(x, "masked_ablation's inputs")
+    labels = check_labels(labels, len(x), n_classes=n_classes)
+    check_positive_int(max_rows, "max_rows")
     support = torch.bincount(labels, minlength=n_classes).double()
     if (support == 0).any():
         raise ValueError(f"classes {(support == 0).nonzero().flatten().tolist()} have no inputs")
@@ -259,8 +293,7 @@ def masked_ablation(
             f"values must have shape {(width, *unit_shape)} (one per unit) or {(len(x), width, *unit_shape)} "
             f"(one per input), got {tuple(values.shape)}"
         )
-    if not all_finite(values):
-        raise ValueError("ablation values hold NaN or infinite entries; replacements must be finite")
+    check_finite(values, "ablation values")
     if masks.ndim != 2 or masks.shape[1] != width or masks.dtype != torch.bool:
         raise ValueError(f"masks must be bool (G, {width}) for this layer, got {masks.dtype} {tuple(masks.shape)}")
     device = next(model.parameters()).device
@@ -320,6 +353,11 @@ class AblationTable:
         return self.ablated - self.base
 
 
+def layer_shape(model: nn.Module, x: torch.Tensor, layer: str) -> tuple[int, ...]:
+    """The per-input shape (D, ...) of ``layer``'s activations, from one input of ``x``."""
+    return tuple(run_with_cache(model, x[:1], names=[layer])[1][layer].shape[1:])
+
+
 def ablation_table(
     model: nn.Module,
     x: torch.Tensor,
@@ -334,8 +372,7 @@ def ablation_table(
     One mask per unit, evaluated by :func:`masked_ablation` in a few batched passes.
     ``values``: (D, ...) replacements, zeros by default (zero ablation).
     """
-    _, probe = run_with_cache(model, x[:1], names=[layer])
-    width = probe[layer].shape[1]
+    width = layer_shape(model, x, layer)[0]
     res = masked_ablation(model, x, labels, layer, torch.eye(width, dtype=torch.bool), values, max_rows, n_classes)
     return AblationTable(res.base, res.per_class, res.accuracy, res.base_accuracy)
 
@@ -344,8 +381,7 @@ def pruning_curve(
     model: nn.Module, x: torch.Tensor, labels: torch.Tensor, layer: str, order: torch.Tensor
 ) -> torch.Tensor:
     """Accuracy after zero-ablating the first n units of ``order``, for n = 0 … len(order); (len + 1,)."""
-    _, probe = run_with_cache(model, x[:1], names=[layer])
-    width = probe[layer].shape[1]
+    width = layer_shape(model, x, layer)[0]
     order = _units(order)
     masks = torch.zeros(len(order) + 1, width, dtype=torch.bool)
     for n in range(1, len(order) + 1):
@@ -357,8 +393,8 @@ def random_ablation(
     model: nn.Module, x: torch.Tensor, labels: torch.Tensor, layer: str, ks: Sequence[int], draws: int, seed: int = 0
 ) -> torch.Tensor:
     """Accuracy with k random units zero-ablated, ``draws`` draws for each k; (len(ks), draws)."""
-    _, probe = run_with_cache(model, x[:1], names=[layer])
-    width = probe[layer].shape[1]
+    width = layer_shape(model, x, layer)[0]
+    check_positive_int(draws, "draws")
     if any(not 0 <= k <= width for k in ks):
         raise ValueError(f"every k must be between 0 and the layer's {width} units, got {list(ks)}")
     gen = torch.Generator().manual_seed(seed)
@@ -430,6 +466,8 @@ def patching_effects(
     """
     if mode not in ("denoise", "noise"):
         raise ValueError(f"mode must be 'denoise' or 'noise', got {mode!r}")
+    check_class(a, "class a")
+    check_class(b, "class b")
     if clean.shape != corrupt.shape:
         raise ValueError(f"clean and corrupt images must pair up, got {tuple(clean.shape)} and {tuple(corrupt.shape)}")
     logits_clean, cache_clean = run_with_cache(model, clean, names=[layer])

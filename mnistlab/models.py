@@ -27,11 +27,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mnistlab.checks import N_CLASSES
 from mnistlab.conv import Conv2d
-from mnistlab.hooks import HookPoint, all_finite, name_hook_points
+from mnistlab.hooks import HookPoint, name_hook_points
 
 N_INPUTS = 784
-N_CLASSES = 10
 ARCHS = ("mlp", "cnn")
 
 
@@ -194,22 +194,6 @@ class CNN(nn.Module):
             z = getattr(self, f"fc{i}_pre")(getattr(self, f"fc{i}")(h))
             h = self.dropout(getattr(self, f"fc{i}_post")(F.relu(z)))
         return self.logits(self.out(h))  # (B, 10)
-
-
-def check_images(x: torch.Tensor, what: str = "images") -> torch.Tensor:
-    """Check inputs at a public entry point: a non-empty float tensor of finite images.
-
-    Returns ``x`` unchanged; raises a ``TypeError``/``ValueError`` that says what was
-    expected, before anything reaches torch.
-    """
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{what} must be a torch.Tensor, got {type(x).__name__}")
-    flatten_images(x)  # dtype and shape, with their own messages
-    if len(x) == 0:
-        raise ValueError(f"{what}: need at least one image, got an empty tensor")
-    if not all_finite(x):
-        raise ValueError(f"{what} hold {int((~torch.isfinite(x)).sum())} NaN or infinite values; images must be finite")
-    return x
 
 
 def make_model(config: ModelConfig) -> MLP | CNN:

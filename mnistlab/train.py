@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import sys
 import time
@@ -42,9 +43,10 @@ import mnistlab.models
 import mnistlab.record
 from mnistlab import numerics
 from mnistlab.cache import ModelCache, cache_key, source_fingerprint
+from mnistlab.checks import check_images, check_labels, check_positive_int
 from mnistlab.data import Dataset
-from mnistlab.group import Job, train_group
-from mnistlab.models import ModelConfig, build_model, check_images, make_model
+from mnistlab.group import Job, check_finite_steps, train_group
+from mnistlab.models import ModelConfig, build_model, make_model
 from mnistlab.record import ActivationRecorder
 
 ENV_PROGRESS = "MNISTLAB_PROGRESS"
@@ -69,12 +71,15 @@ class TrainConfig:
     device: str = "cpu"
 
     def __post_init__(self):
-        if not isinstance(self.epochs, int) or self.epochs < 0:
+        is_int = lambda v: isinstance(v, int) and not isinstance(v, bool)  # noqa: E731
+        if not is_int(self.epochs) or self.epochs < 0:
             raise ValueError(f"TrainConfig.epochs must be an int >= 0, got {self.epochs!r}")
-        if not isinstance(self.batch_size, int) or self.batch_size < 1:
+        if not is_int(self.batch_size) or self.batch_size < 1:
             raise ValueError(f"TrainConfig.batch_size must be an int >= 1, got {self.batch_size!r}")
-        if not self.lr > 0:
-            raise ValueError(f"TrainConfig.lr must be positive, got {self.lr!r}")
+        if not is_int(self.seed) or not 0 <= self.seed < 2**63:
+            raise ValueError(f"TrainConfig.seed must be an int in [0, 2**63), got {self.seed!r}")
+        if isinstance(self.lr, bool) or not isinstance(self.lr, (int, float)) or not 0 < self.lr < math.inf:
+            raise ValueError(f"TrainConfig.lr must be a finite number > 0, got {self.lr!r}")
         try:
             torch.device(self.device)
         except (RuntimeError, TypeError) as e:
@@ -142,6 +147,9 @@ class TrainedModel:
 @torch.no_grad()
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 4096) -> tuple[float, float]:
     """Mean cross-entropy loss and accuracy of ``model`` on ``(x, y)``, in eval mode."""
+    check_images(x, "evaluate's images")
+    y = check_labels(y, len(x))
+    check_positive_int(batch_size, "batch_size")
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
@@ -250,14 +258,17 @@ def train(
         model.train()
         order = torch.randperm(n, generator=shuffle).to(device)
         steps_started, norm_sums, steps = time.perf_counter(), torch.zeros(len(weights), device=device), 0
+        finite_steps = torch.zeros(1, dtype=torch.long, device=device)
         for idx in order.split(train_config.batch_size):
             # index_select copies the same rows as x_train[idx], at a fifth of the cost.
             loss = F.cross_entropy(model(x_train.index_select(0, idx)), y_train.index_select(0, idx))
             loss.backward()
-            norm_sums += torch.stack([w.grad.norm() for w in weights])  # no .item(): no device sync per step
+            finite_steps += loss.detach().isfinite()  # no .item(): no device sync per step
+            norm_sums += torch.stack([w.grad.norm() for w in weights])
             sgd_step(params, train_config.lr)
             steps += 1
         step_seconds += time.perf_counter() - steps_started
+        check_finite_steps(finite_steps, steps, epoch, [Job(model_config, train_config)])
         for name, total in zip(model_config.weight_names, norm_sums.tolist()):
             grad_norms[name].append(total / steps)
         end_of_epoch(epoch)
@@ -350,8 +361,12 @@ def load_or_train_all(
                 else [train(jobs[0].model_config, jobs[0].train_config, data, jobs[0].callbacks, progress)]
             )
             for key, job, run in zip(group, jobs, trained):
-                cache.save(key, *_entry(run, job.callbacks[0], data))
-                out[key] = _from_entry(*cache.load(key), run.model_config, run.train_config, was_cached=False)
+                tensors, meta = _entry(run, job.callbacks[0], data)
+                # What is on disk, so a cached and a fresh run are the same objects; a cache
+                # that cannot be written (one warning, from save) gives the run uncached.
+                stored = cache.save(key, tensors, meta) and cache.load(key)
+                entry = stored or (tensors, meta)
+                out[key] = _from_entry(*entry, run.model_config, run.train_config, was_cached=False)
     return [out[key] for key in keys]
 
 

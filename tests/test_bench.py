@@ -1,4 +1,4 @@
-"""The benchmark's own machinery: the textbook loop reads the same images, the README block."""
+"""The benchmark's own machinery: its reference loops do the book's work, the README block."""
 
 import pytest
 import torch
@@ -20,6 +20,19 @@ def test_textbook_dataset_reads_the_same_images_and_labels(data, tmp_path):
             assert torch.equal(image.reshape(-1), x[i])  # pixels are k/255: exact through uint8
 
 
+def test_the_skilled_loop_trains_the_same_network_as_train(data):
+    """The skilled loop is a fair reference: same weights, batch order and update as mnistlab's train."""
+    from mnistlab.models import ModelConfig
+    from mnistlab.train import TrainConfig, train
+
+    config, tc = ModelConfig(), TrainConfig(epochs=1, seed=3)
+    model, seconds = training_bench.skilled_epoch(data, config, tc)
+    ours = train(config, tc, data, progress=False).model
+    assert seconds > 0
+    for (name, a), b in zip(model.state_dict().items(), ours.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-4, msg=name)
+
+
 def test_write_idx_is_read_back_by_read_idx(tmp_path):
     import numpy as np
 
@@ -38,6 +51,11 @@ def test_readme_block_is_replaced_between_the_markers(tmp_path):
     text = readme.read_text()
     assert text.startswith("intro\n") and text.endswith("\nafter\n") and "old" not in text
     assert "| figure | 1 s | target < 2 s: met |" in text and "Measured on" in text
+
+
+def test_readme_block_carries_the_extra_blocks_after_the_table(tmp_path):
+    block = bench.readme_table([("figure", "1 s", "")], "cmd", ["| images | G = 1 |\n|---|---|\n| 60,000 | 0.5 |"])
+    assert block.index("| figure | 1 s |  |") < block.index("| 60,000 | 0.5 |") < block.index(bench.README_END)
 
 
 def test_readme_without_markers_is_refused(tmp_path):

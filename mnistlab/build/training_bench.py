@@ -1,12 +1,18 @@
 """Timing training and analysis: each figure measured side by side in one run.
 
-* :func:`throughput` — the chapter-2 MLP's SGD steps against the textbook loop
-  (torchvision ``MNIST`` + ``ToTensor`` + ``DataLoader``), and the FLOP floor;
+* :func:`throughput` — the chapter-2 MLP's SGD steps against the loop a skilled user
+  writes (data in memory, ``randperm``, ``torch.optim.SGD``), against the textbook loop
+  (torchvision ``MNIST`` + ``ToTensor`` + ``DataLoader``), and against the FLOP floor;
+* :func:`grouped` — the same steps for G networks trained together
+  (:mod:`mnistlab.group`), per network, for several G;
+* :func:`chapter6_networks` — chapter 6's networks (every variant, several seeds, 20
+  epochs, recorded as the chapter records them) trained from an empty cache;
 * :func:`threads` — one training epoch with 1 and 2 threads, alone and beside another
   CPU-bound process (each in a fresh process);
 * :func:`cnn_epoch` — chapter 7's CNN: an epoch of SGD steps with the book's convolution
   (:mod:`mnistlab.conv`) against its FLOP floor, and PyTorch's own convolution beside it;
-* :func:`recording` — training with and without an activation snapshot every epoch;
+* :func:`recording` — training with and without an activation snapshot every epoch,
+  one network alone and a group of five;
 * :func:`ablation` — the batched single-unit ablation table against one image at a time.
 
 Runs alternate where two things are compared, and the fastest of several is kept
@@ -29,9 +35,10 @@ import torch
 
 from mnistlab.build.machine import matmul_gflops, neighbour
 from mnistlab.data import MNIST_FILES, Dataset
+from mnistlab.group import Job, train_group
 from mnistlab.models import ModelConfig, build_model, forward_flops
 from mnistlab.record import ActivationRecorder
-from mnistlab.train import TrainConfig, train
+from mnistlab.train import TrainConfig, load_or_train_all, train
 
 
 def write_idx(path: Path, array: np.ndarray) -> None:
@@ -75,31 +82,103 @@ def textbook_epoch_seconds(data: Dataset, config: ModelConfig, tc: TrainConfig) 
         return time.perf_counter() - start
 
 
+def skilled_epoch(data: Dataset, config: ModelConfig, tc: TrainConfig) -> tuple[torch.nn.Module, float]:
+    """One epoch as a skilled PyTorch user writes it: tensors in memory, ``randperm``, ``torch.optim.SGD``.
+
+    The same model, initial weights, batch order (a generator of the run's seed), batch
+    size, learning rate and threads as :func:`mnistlab.train.train`, so both reach the
+    same weights (``tests/test_bench.py``). Returns the model and the seconds of its steps.
+    """
+    import torch.nn.functional as F
+
+    torch.manual_seed(tc.seed)
+    model = build_model(config, data.x_train)
+    optimizer = torch.optim.SGD(model.parameters(), lr=tc.lr)
+    order = torch.randperm(data.n_train, generator=torch.Generator().manual_seed(tc.seed))
+    x, y = data.x_train, data.y_train
+    model.train()
+    start = time.perf_counter()
+    for idx in order.split(tc.batch_size):
+        loss = F.cross_entropy(model(x[idx]), y[idx])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return model.eval(), time.perf_counter() - start
+
+
+def skilled_epoch_seconds(data: Dataset, config: ModelConfig, tc: TrainConfig) -> float:
+    """Seconds of :func:`skilled_epoch`'s steps."""
+    return skilled_epoch(data, config, tc)[1]
+
+
+def floor_seconds(config: ModelConfig, n_images: int, gflops: float) -> float:
+    """Seconds an epoch's FLOPs need at ``gflops`` (the backward pass costs about twice the forward)."""
+    return 3 * forward_flops(config) * n_images / (gflops * 1e9)
+
+
 def throughput(data: Dataset, repeats: int = 5) -> dict[str, float]:
-    """Samples per second of the MLP's SGD steps against the textbook loop, and the FLOP floor."""
+    """Seconds of one epoch's MLP SGD steps: mnistlab, the skilled loop, the textbook loop, the floor."""
     config, tc = ModelConfig(), TrainConfig(epochs=1)
     train(config, tc, data, progress=False)  # warm-up
-    ours, whole, textbook = [], [], []
-    for _ in range(repeats):  # alternate, so a slow spell of the machine hits both
+    ours, whole, skilled, textbook = [], [], [], []
+    for _ in range(repeats):  # alternate, so a slow spell of the machine hits all three
         run = train(config, tc, data, progress=False)
         ours.append(run.step_seconds)
         whole.append(run.train_seconds)
+        skilled.append(skilled_epoch_seconds(data, config, tc))
         textbook.append(textbook_epoch_seconds(data, config, tc))
-    o, t = min(ours), min(textbook)
+    o, k, t = min(ours), min(skilled), min(textbook)
     gflops = matmul_gflops(torch.get_num_threads())
-    floor = 3 * forward_flops(config) * data.n_train / (gflops * 1e9)  # backward costs about twice the forward
+    floor = floor_seconds(config, data.n_train, gflops)
     return {
         "n_train": data.n_train,
         "ours_s": o,
         "epoch_s": min(whole),
+        "skilled_s": k,
         "textbook_s": t,
         "ours_per_s": data.n_train / o,
+        "skilled_per_s": data.n_train / k,
         "textbook_per_s": data.n_train / t,
+        "vs_skilled": k / o,
         "speedup": t / o,
         "gflops": gflops,
         "floor_s": floor,
         "from_floor": o / floor,
     }
+
+
+def grouped(data: Dataset, sizes: tuple[int, ...] = (1, 2, 5, 10, 20), repeats: int = 2) -> dict[int, float]:
+    """Seconds of one epoch's SGD steps per network when G networks train together, by G.
+
+    Each network has its own seed (0 … G-1), hence its own weights and batch order; the
+    fastest of ``repeats`` runs is kept.
+    """
+    tc = lambda seed: TrainConfig(epochs=1, seed=seed)  # noqa: E731
+    train_group([Job(ModelConfig(), tc(0))], data, progress=False)  # warm-up
+    out = {}
+    for G in sizes:
+        jobs = [Job(ModelConfig(), tc(seed)) for seed in range(G)]
+        out[G] = min(train_group(jobs, data, progress=False)[0].step_seconds for _ in range(repeats))
+    return out
+
+
+def chapter6_networks(data: Dataset, seeds: int = 5) -> dict[str, float]:
+    """Wall seconds to train chapter 6's variants × ``seeds`` (20 epochs, recorded) into an empty cache.
+
+    The chapter's own path: :func:`mnistlab.train.load_or_train_all` trains the missing
+    runs as one group, recording every hidden layer on the test split every epoch, and
+    stores each network.
+    """
+    from mnistlab.cache import ModelCache
+    from mnistlab.compare import VARIANTS
+
+    runs = [(mc, TrainConfig(seed=seed)) for mc in VARIANTS.values() for seed in range(seeds)]
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        trained = load_or_train_all(runs, data, ModelCache(Path(tmp)), progress=False)
+        seconds = time.perf_counter() - start
+    assert not any(run.from_cache for run in trained)
+    return {"networks": len(runs), "variants": len(VARIANTS), "seeds": seeds, "seconds": seconds}
 
 
 EPOCH_SCRIPT = """
@@ -109,7 +188,7 @@ numerics.pin()
 torch.set_num_threads(int(sys.argv[1]))  # the thread count under test, over the pinned one
 from mnistlab.data import DataConfig, load_data
 from mnistlab.models import ModelConfig
-from mnistlab.train import TrainConfig, train
+from mnistlab.train import TrainConfig, load_or_train_all, train
 data = load_data(DataConfig(source=sys.argv[2], mnist_dir=sys.argv[3] or None, download=False))
 runs = [train(ModelConfig(), TrainConfig(epochs=1, seed=s), data, progress=False).step_seconds for s in range(3)]
 print(json.dumps(runs))
@@ -165,17 +244,20 @@ def cnn_epoch(data: Dataset) -> dict[str, float]:
     }
 
 
-def recording(data: Dataset, repeats: int = 5) -> dict[str, float]:
-    """Median training time with and without recording every hidden layer every epoch."""
-    config, tc = ModelConfig(), TrainConfig()
+def recording(data: Dataset, repeats: int = 5, group: int = 1) -> dict[str, float]:
+    """Median seconds to train ``group`` networks together, with and without recording every hidden layer."""
+    config = ModelConfig()
+    jobs = lambda rec: [  # noqa: E731
+        Job(config, TrainConfig(seed=seed), (ActivationRecorder(data.x_test, config.layer_names),) if rec else ())
+        for seed in range(group)
+    ]
     train(config, TrainConfig(epochs=1), data, progress=False)  # warm-up: allocator, kernels
     plain, recorded = [], []
     for _ in range(repeats):  # alternate, so a slow spell of the machine hits both
-        plain.append(train(config, tc, data, progress=False).train_seconds)
-        rec = ActivationRecorder(data.x_test, config.layer_names)
-        recorded.append(train(config, tc, data, callbacks=[rec], progress=False).train_seconds)
+        plain.append(sum(r.train_seconds for r in train_group(jobs(False), data, progress=False)))
+        recorded.append(sum(r.train_seconds for r in train_group(jobs(True), data, progress=False)))
     p, r = statistics.median(plain), statistics.median(recorded)
-    return {"train_s": p, "train_recording_s": r, "overhead": r / p - 1, "n_train": data.n_train}
+    return {"train_s": p, "train_recording_s": r, "overhead": r / p - 1, "n_train": data.n_train, "group": group}
 
 
 def ablation(data: Dataset, loop_images: int = 100) -> dict[str, float]:
