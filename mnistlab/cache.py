@@ -221,10 +221,11 @@ class ModelCache:
         """Write an entry atomically: a reader sees the old entry, or the whole new one.
 
         Returns the metadata as stored, or None (with a :class:`CacheWriteWarning`) if
-        the cache cannot be written. Raises ``ValueError`` for non-finite tensors: a
-        diverged result is never stored.
+        the cache cannot be written. A model entry with non-finite weights or snapshots
+        raises ``ValueError``: a diverged model is never stored. (Results may hold NaN
+        by definition: the selectivity of a dead unit, say.)
         """
-        for name, t in tensors.items():
+        for name, t in tensors.items() if self.kind == "models" else ():
             if t.is_floating_point() and not bool(torch.isfinite(t).all()):
                 raise ValueError(f"refusing to cache {key[:12]}…: tensor {name!r} holds NaN or infinite values")
         blob = st_save({k: v.detach().cpu().contiguous() for k, v in tensors.items()})

@@ -205,10 +205,13 @@ def test_an_entry_replaced_by_a_file_heals(data, tmp_cache):
     assert entry.is_dir() and load_or_train(cfg, tcfg, data, cache=tmp_cache, progress=False).from_cache
 
 
-def test_nothing_non_finite_is_ever_cached(tmp_cache):
+def test_no_model_with_non_finite_weights_is_ever_cached(tmp_cache):
     with pytest.raises(ValueError, match="tensor 'w' holds NaN or infinite values"):
         tmp_cache.save("n" * 64, {"w": torch.tensor([1.0, float("nan")])}, {})
     assert tmp_cache.entries() == []
+    results = ModelCache(tmp_cache.root, kind="results")  # a dead unit's selectivity is NaN by definition
+    assert results.save("n" * 64, {"si": torch.tensor([0.5, float("nan")])}, {}) is not None
+    assert torch.isnan(results.load("n" * 64)[0]["si"][1])
 
 
 def test_a_diverging_training_stops_with_the_epoch_and_batch_and_caches_nothing(data, tmp_cache):

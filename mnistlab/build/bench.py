@@ -263,7 +263,7 @@ def _grouped(small: Dataset, big: Dataset, report) -> str:
         "xychart-beta",
         f'    title "Per-network epoch on {n:,} images: seconds by networks trained together"',
         "    x-axis [" + ", ".join(f'"{G}"' for G in sizes) + "]",
-        f'    y-axis "seconds" 0 --> {max(skilled[n], max(per_net[n].values())) * 1.1:.2f}',
+        f'    y-axis "seconds" 0 --> {max(skilled[n], max(per_net[n].values())) * 1.1:.3g}',
         "    bar [" + ", ".join(f"{per_net[n][G]:.3f}" for G in sizes) + "]",
         "    line [" + ", ".join(f"{skilled[n]:.3f}" for _ in sizes) + "]",
         "```",
