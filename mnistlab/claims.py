@@ -24,7 +24,7 @@ import dataclasses
 import json
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -213,4 +213,52 @@ def table(chapters: dict[str, list[Claim]], spec: str = ".3g") -> str:
                 f"| {chapter.split('_')[0]} | {c.statement} | **{words[c.verdict]}** | {e.format(spec)} "
                 f"| {e.n:,} {e.of} | {c.rule} ({e.method}) |"
             )
+    return "\n".join(lines)
+
+
+# How a claim of this build bears on a source's claim: "holds" (the book's claim states
+# theirs), "below" / "above" (theirs is that the estimate of a "differs" claim is below or
+# above its null), or "recipe" (theirs is a method this book adopts; the claim says why
+# it departs from it).
+EXPECTATIONS = ("holds", "below", "above", "recipe")
+SOURCE_WORDS = {"holds": "reproduced", "contradicted": "contradicted", "undecided": "not shown"}
+
+
+@dataclass(frozen=True)
+class Tested:
+    """One claim of a source and the claims of this book that test it (none: not tested)."""
+
+    theirs: str
+    by: tuple[tuple[str, str, str], ...] = ()  # (chapter, key, expectation)
+
+
+def against_source(tested: Sequence[Tested], chapters: dict[str, list[Claim]], spec: str = ".3g") -> str:
+    """A source's claims against this build, as a Markdown table: reproduced, contradicted, not shown, not tested.
+
+    Each of the book's claims is read in the direction of the source's: a "differs"
+    claim that holds on the other side of its null contradicts it.
+    """
+    by_key = {(chapter, c.key): c for chapter, cs in chapters.items() for c in cs}
+    lines = ["| Their claim | Tested by | Verdict | Estimate [95% interval] |", "|---|---|---|---|"]
+    for row in tested:
+        if not row.by:
+            lines.append(f"| {row.theirs} | not tested in this book | **not tested** | |")
+        for chapter, key, expect in row.by:
+            if expect not in EXPECTATIONS:
+                raise ValueError(f"expectation must be one of {EXPECTATIONS}, got {expect!r}")
+            if (chapter, key) not in by_key:
+                raise KeyError(f"chapter {chapter!r} made no claim {key!r} in this build")
+            c = by_key[(chapter, key)]
+            e = c.estimate
+            if expect == "recipe":  # the book's departure from the recipe, and whether the data back it
+                word = "adopted, with this change: " + {"holds": "supported", "contradicted": "not supported"}.get(
+                    c.verdict, "not shown"
+                )
+            elif expect == "holds":
+                word = SOURCE_WORDS[c.verdict]
+            else:
+                null = float(c.rule.split()[-1])
+                side = "above" if e.low > null else "below" if e.high < null else None
+                word = "not shown" if side is None else "reproduced" if side == expect else "contradicted"
+            lines.append(f"| {row.theirs} | {c.statement} ({chapter.split('_')[0]}) | **{word}** | {e.format(spec)} |")
     return "\n".join(lines)

@@ -83,3 +83,24 @@ def test_the_appendix_refuses_a_build_where_a_chapter_wrote_no_claims(tmp_path):
     assert list(claims.read_build("f" * 64, folder=tmp_path, expected=["03_x"])) == ["03_x"]
     with pytest.raises(RuntimeError, match=r"\['04_y'\] have written no claims"):
         claims.read_build("f" * 64, folder=tmp_path, expected=["03_x", "04_y"])
+
+
+def test_a_sources_claims_are_read_in_their_direction():
+    chapters = {
+        "05_x": [claims.less("to_zero", "ablation takes a digit below 10%", est(0.01, 0.02, 0.05), than=0.10)],
+        "06_y": [
+            claims.differs("gap_1", "input norm changes the gap", est(0.01, 0.02, 0.03)),  # higher: against "less"
+            claims.differs("gap_2", "LayerNorm changes the gap", est(-0.03, -0.02, -0.01)),
+            claims.differs("gap_3", "dropout changes the gap", est(-0.01, 0.0, 0.01)),
+        ],
+    }
+    theirs = [
+        claims.Tested("one neuron takes a digit to 0%", (("05_x", "to_zero", "holds"),)),
+        claims.Tested("less overfitting", tuple(("06_y", f"gap_{i}", "below") for i in (1, 2, 3))),
+        claims.Tested("superposition"),
+    ]
+    rows = claims.against_source(theirs, chapters).splitlines()[2:]
+    verdicts = [row.split("|")[3].strip() for row in rows]
+    assert verdicts == ["**reproduced**", "**contradicted**", "**reproduced**", "**not shown**", "**not tested**"]
+    with pytest.raises(KeyError, match="made no claim 'gap_9'"):
+        claims.against_source([claims.Tested("x", (("06_y", "gap_9", "below"),))], chapters)
