@@ -700,7 +700,6 @@ def pruning_panels(curves: Mapping[str, Mapping[str, torch.Tensor]], random: Map
     fig, axes = plt.subplots(1, len(curves), figsize=(style.WIDTH, style.WIDTH * 0.4), squeeze=False)
     for ax, (layer, by_order) in zip(axes[0], curves.items()):
         pruning_curves(by_order, random.get(layer), ax=ax, title=layer)
-    fig.tight_layout()
     return fig
 
 

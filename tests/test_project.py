@@ -1,5 +1,6 @@
 """Project-level checks: lint, README/CI agreement, paired notebooks, the book build."""
 
+import json
 import os
 import re
 import shutil
@@ -61,6 +62,16 @@ def test_paired_notebook_is_in_sync_with_its_source(name):
     assert cells(md) == cells(nb), f"{name}.ipynb is out of sync with {name}.md: run .ci/sync-notebooks"
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert all(c.get("execution_count") for c in code), f"{name}.ipynb was not executed: run .ci/sync-notebooks"
+
+
+@pytest.mark.parametrize("name", chapters())
+def test_stored_notebooks_hold_no_stderr(name):
+    """A warning in a stored output would name the path of the machine that executed it
+    (and nbval would compare it on every other machine): the chapters must run silently."""
+    nb = json.loads((BOOK / f"{name}.ipynb").read_text())
+    for i, cell in enumerate(nb["cells"]):
+        for out in cell.get("outputs", []):
+            assert out.get("name") != "stderr", f"{name}.ipynb cell {i} wrote to stderr: {''.join(out['text'])[:200]}"
 
 
 def test_book_builds_without_warnings(book_build):
