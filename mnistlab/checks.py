@@ -13,6 +13,7 @@ ValueError: images must lie in [0, 1], got values from 255 to 255 (pixels in 0-2
 from __future__ import annotations
 
 import math
+import weakref
 
 import torch
 
@@ -37,11 +38,30 @@ def check_finite(x: torch.Tensor, what: str) -> torch.Tensor:
     return x
 
 
+# Tensors that passed check_images, unchanged since (PyTorch bumps a tensor's _version on
+# every in-place change): training scores and records the same test split after every
+# epoch of every network, and need not scan its 8 million pixels again each time.
+_PASSED: dict[int, tuple[weakref.ref, int]] = {}
+
+
+def _passed_before(x: torch.Tensor) -> bool:
+    entry = _PASSED.get(id(x))
+    return entry is not None and entry[0]() is x and entry[1] == x._version
+
+
+def _remember(x: torch.Tensor) -> None:
+    key = id(x)
+    _PASSED[key] = (weakref.ref(x, lambda _: _PASSED.pop(key, None)), x._version)
+
+
 def check_images(x: torch.Tensor, what: str = "images") -> torch.Tensor:
     """A non-empty float32 batch of finite images in [0, 1], shaped (B, 784), (B, 28, 28) or (B, 1, 28, 28).
 
-    Returns ``x`` unchanged.
+    Returns ``x`` unchanged. A tensor that passed before and has not changed since is
+    not scanned again.
     """
+    if isinstance(x, torch.Tensor) and _passed_before(x):
+        return x
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{what} must be a torch.Tensor, got {type(x).__name__}")
     if x.dtype != torch.float32:
@@ -56,6 +76,7 @@ def check_images(x: torch.Tensor, what: str = "images") -> torch.Tensor:
     if lo < 0 or hi > 1:
         hint = " (pixels in 0-255? divide by 255)" if hi > 1.5 else ""
         raise ValueError(f"{what} must lie in [0, 1], got values from {lo:g} to {hi:g}{hint}")
+    _remember(x)
     return x
 
 

@@ -78,6 +78,17 @@ def resolve_names(model: nn.Module, names: str | Sequence[str] | None) -> list[s
 
 
 @contextmanager
+def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """``model`` in eval mode inside the block, back in the mode it was in afterwards (even after an error)."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
+
+
+@contextmanager
 def hooks(model: nn.Module, fns: Mapping[str, HookFn]) -> Iterator[nn.Module]:
     """Attach forward hooks to named hook points for the duration of a ``with`` block.
 
@@ -160,11 +171,6 @@ def run_with_cache(
     def record(activation: torch.Tensor, name: str) -> None:
         recorded[name].append(activation.detach().to("cpu"))
 
-    was_training = model.training
-    model.eval()
-    try:
-        with hooks(model, {n: record for n in names}):
-            logits = torch.cat([model(xb.to(device)).cpu() for xb in x.split(batch_size)])
-    finally:
-        model.train(was_training)
+    with eval_mode(model), hooks(model, {n: record for n in names}):
+        logits = torch.cat([model(xb.to(device)).cpu() for xb in x.split(batch_size)])
     return logits, ActivationCache({n: torch.cat(parts) for n, parts in recorded.items()})

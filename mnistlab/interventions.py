@@ -44,7 +44,7 @@ from mnistlab.checks import (
     check_labels,
     check_positive_int,
 )
-from mnistlab.hooks import hooks, resolve_names, run_with_cache
+from mnistlab.hooks import eval_mode, hooks, resolve_names, run_with_cache
 
 ELEMENT_BUDGET = 1 << 24  # largest replicated activation in masked_ablation: 16M floats (64 MB)
 
@@ -203,16 +203,11 @@ def run_edited(
         return act
 
     device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
     out = []
-    try:
-        with hooks(model, {name: edit for name in as_lists}):
-            for start in range(0, len(x), batch_size):
-                rows = slice(start, start + batch_size)
-                out.append(model(x[rows].to(device)).cpu())
-    finally:
-        model.train(was_training)
+    with eval_mode(model), hooks(model, {name: edit for name in as_lists}):
+        for start in range(0, len(x), batch_size):
+            rows = slice(start, start + batch_size)
+            out.append(model(x[rows].to(device)).cpu())
     return torch.cat(out)
 
 
@@ -309,21 +304,16 @@ def masked_ablation(
         copies = torch.where(m, value.to(act.dtype), act.unsqueeze(0))  # (G, B, D, ...)
         return copies.view(-1, *act.shape[1:])  # (G × B, D, ...): copy g holds rows g·B … g·B + B − 1
 
-    was_training = model.training
-    model.eval()
-    try:
-        with hooks(model, {layer: ablate_per_copy}):
-            for g0 in range(0, len(masks), group):
-                current["masks"] = masks[g0 : g0 + group]
-                g = len(current["masks"])
-                rows = max(1, min(max_batch, max_rows // g))
-                for start in range(0, len(x), rows):
-                    current["rows"] = slice(start, start + rows)
-                    xb, yb = x[start : start + rows].to(device), labels[start : start + rows]
-                    preds = model(xb).argmax(1).view(g, -1)  # (G, B): the hook made G copies
-                    correct[g0 : g0 + g] += _per_class_correct(preds, yb, n_classes).cpu()
-    finally:
-        model.train(was_training)
+    with eval_mode(model), hooks(model, {layer: ablate_per_copy}):
+        for g0 in range(0, len(masks), group):
+            current["masks"] = masks[g0 : g0 + group]
+            g = len(current["masks"])
+            rows = max(1, min(max_batch, max_rows // g))
+            for start in range(0, len(x), rows):
+                current["rows"] = slice(start, start + rows)
+                xb, yb = x[start : start + rows].to(device), labels[start : start + rows]
+                preds = model(xb).argmax(1).view(g, -1)  # (G, B): the hook made G copies
+                correct[g0 : g0 + g] += _per_class_correct(preds, yb, n_classes).cpu()
     base_correct = _per_class_correct(base_logits.argmax(1), labels, n_classes)
     return MaskedAccuracy(
         per_class=correct / support,

@@ -88,8 +88,11 @@ class ModelConfig:
         return convs + [f"fc{i}.weight" for i in range(1, len(self.hidden) + 1)] + ["out.weight"]
 
 
-class MLP(nn.Module):
-    """A ReLU multilayer perceptron for 28×28 digits with a hook point at every site."""
+class _DigitNet(nn.Module):
+    """What the MLP and the CNN share: input standardisation, the hidden linear layers
+    (``fc{i}``, optional ``ln{i}``, hook points ``fc{i}_pre``/``fc{i}_post``), dropout and
+    the output layer. Layers are created in the order the forward pass meets them, so a
+    seed gives the same initial weights as it always has."""
 
     def __init__(self, config: ModelConfig):
         super().__init__()
@@ -98,14 +101,17 @@ class MLP(nn.Module):
         self.register_buffer("input_mean", torch.zeros(()))
         self.register_buffer("input_std", torch.ones(()))
         self.input = HookPoint()
-        widths = [N_INPUTS, *config.hidden]
+
+    def _add_dense(self, n_in: int) -> None:
+        """The hidden linear layers from ``n_in`` inputs, then dropout, the output layer and ``logits``."""
+        widths = [n_in, *self.config.hidden]
         for i in range(1, len(widths)):
             setattr(self, f"fc{i}", nn.Linear(widths[i - 1], widths[i]))
-            if config.layernorm:
+            if self.config.layernorm:
                 setattr(self, f"ln{i}", nn.LayerNorm(widths[i]))
             setattr(self, f"fc{i}_pre", HookPoint())
             setattr(self, f"fc{i}_post", HookPoint())
-        self.dropout = nn.Dropout(config.dropout)
+        self.dropout = nn.Dropout(self.config.dropout)
         self.out = nn.Linear(widths[-1], N_CLASSES)
         self.logits = HookPoint()
         name_hook_points(self)
@@ -117,19 +123,30 @@ class MLP(nn.Module):
         self.input_mean.fill_(mean)
         self.input_std.fill_(std)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = flatten_images(x)  # (B, 784)
-        if self.config.input_norm:
-            x = (x - self.input_mean) / self.input_std
-        h = self.input(x)
+    def _standardise(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.input_mean) / self.input_std if self.config.input_norm else x
+
+    def _dense(self, h: torch.Tensor) -> torch.Tensor:
+        """Hidden layers and output: (B, n_in) → logits (B, 10)."""
         for i in range(1, len(self.config.hidden) + 1):
             z = getattr(self, f"fc{i}")(h)  # (B, width_i)
             if self.config.layernorm:
                 z = getattr(self, f"ln{i}")(z)
             z = getattr(self, f"fc{i}_pre")(z)
-            h = getattr(self, f"fc{i}_post")(F.relu(z))
-            h = self.dropout(h)
+            h = self.dropout(getattr(self, f"fc{i}_post")(F.relu(z)))
         return self.logits(self.out(h))  # (B, 10)
+
+
+class MLP(_DigitNet):
+    """A ReLU multilayer perceptron for 28×28 digits with a hook point at every site."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__(config)
+        self._add_dense(N_INPUTS)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.input(self._standardise(flatten_images(x)))  # (B, 784)
+        return self._dense(h)
 
 
 def flatten_images(x: torch.Tensor) -> torch.Tensor:
@@ -141,7 +158,7 @@ def flatten_images(x: torch.Tensor) -> torch.Tensor:
     raise ValueError(f"expected images of shape (B, 784), (B, 28, 28) or (B, 1, 28, 28), got {tuple(x.shape)}")
 
 
-class CNN(nn.Module):
+class CNN(_DigitNet):
     """A small convolutional network for 28×28 digits, with a hook point at every site.
 
     Each convolutional block is a 5×5 convolution (padding 2, so the size is kept), a
@@ -156,44 +173,23 @@ class CNN(nn.Module):
     """
 
     def __init__(self, config: ModelConfig):
-        super().__init__()
         if config.arch != "cnn":
             raise ValueError(f"CNN needs ModelConfig(arch='cnn'), got arch={config.arch!r}")
-        self.config = config
-        self.register_buffer("input_mean", torch.zeros(()))
-        self.register_buffer("input_std", torch.ones(()))
-        self.input = HookPoint()
+        super().__init__(config)
         in_ch, size = 1, 28
         for i, ch in enumerate(config.channels, start=1):
             setattr(self, f"conv{i}", Conv2d(in_ch, ch, kernel_size=5))
             setattr(self, f"conv{i}_pre", HookPoint())
             setattr(self, f"conv{i}_post", HookPoint())
             in_ch, size = ch, size // 2
-        widths = [in_ch * size * size, *config.hidden]
-        for i in range(1, len(widths)):
-            setattr(self, f"fc{i}", nn.Linear(widths[i - 1], widths[i]))
-            setattr(self, f"fc{i}_pre", HookPoint())
-            setattr(self, f"fc{i}_post", HookPoint())
-        self.dropout = nn.Dropout(config.dropout)
-        self.out = nn.Linear(widths[-1], N_CLASSES)
-        self.logits = HookPoint()
-        name_hook_points(self)
-
-    set_input_stats = MLP.set_input_stats
+        self._add_dense(in_ch * size * size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = flatten_images(x).view(-1, 1, 28, 28)  # (B, 1, 28, 28)
-        if self.config.input_norm:
-            x = (x - self.input_mean) / self.input_std
-        h = self.input(x)
+        h = self.input(self._standardise(flatten_images(x).view(-1, 1, 28, 28)))  # (B, 1, 28, 28)
         for i in range(1, len(self.config.channels) + 1):
             z = getattr(self, f"conv{i}_pre")(getattr(self, f"conv{i}")(h))  # (B, C_i, S, S)
             h = F.max_pool2d(getattr(self, f"conv{i}_post")(F.relu(z)), 2)  # (B, C_i, S/2, S/2)
-        h = h.flatten(1)
-        for i in range(1, len(self.config.hidden) + 1):
-            z = getattr(self, f"fc{i}_pre")(getattr(self, f"fc{i}")(h))
-            h = self.dropout(getattr(self, f"fc{i}_post")(F.relu(z)))
-        return self.logits(self.out(h))  # (B, 10)
+        return self._dense(h.flatten(1))
 
 
 def make_model(config: ModelConfig) -> MLP | CNN:

@@ -21,11 +21,15 @@ DIGIT_COLORS = (
     "#bcbd22",
     "#17becf",
 )
-# Series that are not digits (layers, training variants, selection rules) take these,
-# in order, so they are never mistaken for a digit's colour.
-SERIES_COLORS = ("#000000", "#a0522d", "#8b008b", "#1b9e77", "#e6ab02", "#666666")
-TRAIN_COLOR = "#444444"
-TEST_COLOR = "#d62728"
+# Series that are not digits (training variants, selection rules, removal orders) take
+# these, in order; hidden layers take LAYER_COLORS. No colour of one set is in another,
+# so a digit's colour always means that digit.
+SERIES_COLORS = ("#000000", "#a0522d", "#8b008b", "#e6ab02", "#666666")
+LAYER_COLORS = ("#1b9e77", "#7570b3", "#d95f02", "#e7298a")  # fc1_post, fc2_post, … in order
+TRAIN_COLOR = "#999999"
+TEST_COLOR = "#000000"
+HIGHLIGHT = "#ffd700"  # a box around what the text points at (a channel's peak)
+RANDOM_BAND, RANDOM_LINE = "#cccccc", "#888888"  # what random choices reach: 5th-95th percentile, median
 DIVERGING = "RdBu_r"  # signed quantities, centred at zero
 SEQUENTIAL = "viridis"  # magnitudes and counts
 IMAGE = "gray_r"  # digits: ink dark on white

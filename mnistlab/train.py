@@ -46,6 +46,7 @@ from mnistlab.cache import ModelCache, cache_key, source_fingerprint
 from mnistlab.checks import check_images, check_labels, check_positive_int
 from mnistlab.data import Dataset
 from mnistlab.group import Job, check_finite_steps, train_group
+from mnistlab.hooks import eval_mode
 from mnistlab.models import ModelConfig, build_model, make_model
 from mnistlab.record import ActivationRecorder
 
@@ -150,18 +151,14 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
     check_images(x, "evaluate's images")
     y = check_labels(y, len(x))
     check_positive_int(batch_size, "batch_size")
-    was_training = model.training
-    model.eval()
     device = next(model.parameters()).device
     loss_sum, correct = 0.0, 0
-    try:
+    with eval_mode(model):
         for xb, yb in zip(x.split(batch_size), y.split(batch_size)):
             logits = model(xb.to(device))
             yb = yb.to(device)
             loss_sum += F.cross_entropy(logits, yb, reduction="sum").item()
             correct += (logits.argmax(1) == yb).sum().item()
-    finally:
-        model.train(was_training)
     return loss_sum / len(y), correct / len(y)
 
 

@@ -4,6 +4,7 @@ import json
 import shutil
 import types
 import warnings
+from pathlib import Path
 
 import pytest
 import torch
@@ -154,15 +155,47 @@ def test_metadata_naming_another_config_is_treated_as_damage(data, tmp_cache):
     assert not again.from_cache
 
 
-def test_nothing_in_the_package_unpickles():
-    from pathlib import Path
+class _Payload:
+    """A pickle that, when unpickled, writes a file: the proof that something unpickled it."""
+
+    def __init__(self, target):
+        self.target = str(target)
+
+    def __reduce__(self):
+        return (Path(self.target).write_text, ("unpickled",))
+
+
+def test_a_pickle_in_the_cache_is_never_unpickled(tmp_cache, tmp_path):
+    """Weights are read with safetensors only: a pickled file, even with a valid checksum, is damage."""
+    import pickle
+
+    key, proof = "p" * 64, tmp_path / "proof"
+    tmp_cache.save(key, {"w": torch.ones(2)}, {})
+    entry = tmp_cache.path(key)
+    blob = pickle.dumps({"w": _Payload(proof)})
+    (entry / "weights.safetensors").write_bytes(blob)
+    meta = json.loads((entry / "meta.json").read_text())
+    meta[ENTRY_SHA] = entry_digest(blob, meta)  # re-signed, so only the format can give it away
+    (entry / "meta.json").write_text(json.dumps(meta))
+    with pytest.warns(CacheCorruptionWarning, match="does not parse"):
+        assert tmp_cache.load(key) is None
+    assert not proof.exists()
+
+
+def test_no_module_of_the_package_can_unpickle():
+    """No module imports pickle or calls torch.load (which unpickles), read from the syntax tree."""
+    import ast
 
     import mnistlab
 
-    for path in Path(mnistlab.__file__).parent.glob("*.py"):
-        source = path.read_text()
-        assert "import pickle" not in source and "pickle.load" not in source, path.name
-        assert "torch.load(" not in source, path.name  # weights are read with safetensors only
+    for path in Path(mnistlab.__file__).parent.rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                names = [a.name for a in node.names] + [getattr(node, "module", None) or ""]
+                assert not any(n.split(".")[0] in ("pickle", "dill", "joblib") for n in names), (path, names)
+            if isinstance(node, ast.Attribute) and node.attr == "load" and getattr(node.value, "id", "") == "torch":
+                raise AssertionError(f"{path}:{node.lineno} calls torch.load")
 
 
 @pytest.mark.parametrize(

@@ -137,3 +137,14 @@ CASES = [
 def test_bad_input_gets_a_clear_error(call, error, match):
     with pytest.raises(error, match=match):
         call()
+
+
+def test_images_that_passed_are_checked_again_once_changed():
+    from mnistlab.checks import check_images
+
+    x = torch.rand(4, 784)
+    check_images(x)
+    check_images(x)  # unchanged: passes without a scan
+    x[0, 0] = 255.0  # an in-place change: checked again
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        check_images(x)
