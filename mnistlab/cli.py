@@ -77,14 +77,14 @@ def _cache_list(args: argparse.Namespace) -> int:
             line = f"DAMAGED ({reason}); it will be deleted and rebuilt when next used"
         print(f"  {entry.name[:12]}  {line}  {_size_mb(entry):.1f} MB")
     results = ModelCache(kind="results")
-    damaged = []
-    for entry in results.entries():
+    listed, damaged = results.entries(), []
+    for entry in listed:
         try:
             results.verify(entry.name)
         except ValueError as err:
             damaged.append(f"{entry.name[:12]} ({err})")
-    size = sum(_size_mb(entry) for entry in results.entries())
-    print(f"and {len(results.entries())} analysis results (mnistlab.build.memo), {size:.1f} MB")
+    size = sum(_size_mb(entry) for entry in listed)
+    print(f"and {len(listed)} analysis results (mnistlab.build.memo), {size:.1f} MB")
     for line in damaged:
         print(f"  DAMAGED result {line}; it will be deleted and rebuilt when next used")
     numba = cache.root / NUMBA_FOLDER

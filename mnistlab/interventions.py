@@ -111,12 +111,12 @@ def zero_ablation(units: Sequence[int] | torch.Tensor | int) -> Edit:
     return Edit(_units(units), value=torch.tensor(0.0))
 
 
-def _reference(acts: torch.Tensor, units: torch.Tensor, what: str) -> torch.Tensor:
-    """Check a layer's activations (N, D, ...) that an edit takes its values from."""
+def _reference(acts: torch.Tensor, units: torch.Tensor | None, what: str) -> torch.Tensor:
+    """Check a layer's activations (N, D, ...) that an edit takes its values from (``units=None``: all of them)."""
     if not isinstance(acts, torch.Tensor) or acts.ndim < 2 or len(acts) == 0:
         shape = tuple(acts.shape) if isinstance(acts, torch.Tensor) else type(acts).__name__
         raise ValueError(f"{what} must be a layer's activations (N, D, ...) on at least one input, got {shape}")
-    if len(units) and (units.min() < 0 or units.max() >= acts.shape[1]):
+    if units is not None and len(units) and (units.min() < 0 or units.max() >= acts.shape[1]):
         raise IndexError(f"unit indices {units.tolist()} out of range: {what} have units 0..{acts.shape[1] - 1}")
     return check_finite(acts, what)
 
@@ -177,9 +177,9 @@ def patching(units: Sequence[int] | torch.Tensor | int | None, source: torch.Ten
 
     ``units=None`` patches the whole hook point.
     """
-    _reference(source, torch.zeros(0, dtype=torch.long), "patching source activations")
-    units = torch.arange(source.shape[1]) if units is None else _units(units)
+    units = None if units is None else _units(units)
     _reference(source, units, "patching source activations")
+    units = torch.arange(source.shape[1]) if units is None else units
     return Edit(units, value=source[:, units], per_input=True, source_shape=tuple(source.shape[1:]))
 
 
