@@ -7,7 +7,7 @@ Playwright. A page fails on:
 - a request that fails, or one that leaves localhost (the book is self-contained:
   MathJax is served from the book, see book/_vendor/mathjax);
 - an image that does not load, or has no alt text;
-- an unrendered glue value or formula;
+- an unrendered glue value, formula or Markdown table (a `| --- |` row shown as text);
 - a link to another page of the book, or to an anchor, that does not exist;
 - a Binder or Colab launch link whose notebook is not in this repository.
 
@@ -29,6 +29,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 REDIRECT = re.compile(r'<meta http-equiv="Refresh" content="0; url=([^"]+)"', re.I)
+# The rule under a Markdown table's header, as it reads when the table was not rendered.
+RAW_TABLE_RULE = re.compile(r"^\s*\|?\s*:?-+:?\s*(\|\s*:?-+:?\s*)+\|?\s*$")
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 
 # Everything a page must be quiet about, gathered in the browser after load.
@@ -47,6 +49,7 @@ async () => {
     math: math.length,
     ids: [...document.querySelectorAll("[id]")].map(e => e.id),
     links: [...document.querySelectorAll("a[href]")].map(a => a.href),
+    table_rows: [...document.querySelectorAll("table")].map(t => t.querySelectorAll("tbody tr").length),
     text: document.body.innerText,
   };
 }
@@ -129,6 +132,19 @@ def visit(browser, base: str, name: str, screenshot: Path) -> tuple[list[str], d
     return found, state
 
 
+def claims_page_problems(state: dict) -> list[str]:
+    """The claims appendix shows its two tables as tables: the first with one row per claim it counts."""
+    counted = re.search(r"makes (\d+) claims", state["text"])
+    if not counted:
+        return ["claims page: no sentence 'makes N claims'"]
+    rows = state["table_rows"]
+    if len(rows) < 2:
+        return [f"claims page: expected its two tables (claims; the source's claims), found {len(rows)}"]
+    if rows[0] != int(counted.group(1)):
+        return [f"claims page: the table has {rows[0]} rows for the {counted.group(1)} claims the text counts"]
+    return []
+
+
 def test_every_page_in_headless_chromium(site):
     from playwright.sync_api import sync_playwright
 
@@ -163,6 +179,10 @@ def test_every_page_in_headless_chromium(site):
                 found += [f"formula not typeset: {m!r}" for m in state["unrendered_math"]]
                 if "{glue" in state["text"]:
                     found.append("an unrendered glue role is visible")
+                found += [f"Markdown table shown as text: {line!r}" for line in state["text"].splitlines()
+                          if RAW_TABLE_RULE.match(line)]
+                if name == "claims.html":
+                    found += claims_page_problems(state)
                 ids[name] = set(state["ids"])
                 links[name] = state["links"]
                 launched = {launch_notebook(h, repo, branch) for h in state["links"]} - {None}
