@@ -38,14 +38,16 @@ class Claim:
     """One verdict of the book: what is claimed, the evidence, and what the rule made of it.
 
     key: a stable name (``"ch03.zeros_fall"``); statement: the claim in words;
-    rule: how the estimate decides it (e.g. ``"> 0"``); estimate: the number behind it;
-    verdict: ``"holds"``, ``"contradicted"`` or ``"undecided"``; sentence: the verdict as
-    prose, with the estimate, its interval and n.
+    rule: how the estimate decides it (e.g. ``"> 0"``); reference: the number the rule
+    compares the estimate with; estimate: the number behind it; verdict: ``"holds"``,
+    ``"contradicted"`` or ``"undecided"``; sentence: the verdict as prose, with the
+    estimate, its interval and n.
     """
 
     key: str
     statement: str
     rule: str
+    reference: float
     estimate: Estimate
     verdict: str
     sentence: str
@@ -53,6 +55,11 @@ class Claim:
     @property
     def holds(self) -> bool:
         return self.verdict == "holds"
+
+    @property
+    def side(self) -> str | None:
+        """``"above"`` or ``"below"`` when the whole interval lies on that side of the reference, else None."""
+        return side(self.estimate, self.reference)
 
 
 def evidence(estimate: Estimate, spec: str = ".3g") -> str:
@@ -63,41 +70,46 @@ def evidence(estimate: Estimate, spec: str = ".3g") -> str:
     return f"{estimate.format(spec)}; {estimate.level:.0%} interval, n = {estimate.n:,} {estimate.of}"
 
 
-def _decide(key, statement, rule, estimate, verdict, words, spec) -> Claim:
-    return Claim(key, statement, rule, estimate, verdict, f"{words[verdict]} ({evidence(estimate, spec)})")
+def side(estimate: Estimate, reference: float) -> str | None:
+    """``"above"`` or ``"below"`` when the whole interval lies on that side of ``reference``, else None."""
+    return "above" if estimate.low > reference else "below" if estimate.high < reference else None
 
 
-def greater(
+def beyond(
     key: str,
     statement: str,
     estimate: Estimate,
     than: float = 0.0,
+    *,
+    claimed: str,
     spec: str = ".3g",
     yes: str = "holds",
     no: str = "does not hold",
     unclear: str = "is not shown",
 ) -> Claim:
-    """The claim "the estimate is above ``than``": it holds when the whole interval is above it,
-    is contradicted when the whole interval is below, and is undecided otherwise."""
-    verdict = "holds" if estimate.low > than else "contradicted" if estimate.high < than else "undecided"
+    """The claim "the estimate lies ``claimed`` (``"above"`` or ``"below"``) ``than``".
+
+    It holds when the whole interval lies on the claimed side, is contradicted when the
+    whole interval lies on the other, and is undecided otherwise. The sentence is
+    ``yes``, ``no`` or ``unclear`` followed by the evidence, formatted with ``spec``.
+    """
+    if claimed not in ("above", "below"):
+        raise ValueError(f"claimed must be 'above' or 'below', got {claimed!r}")
+    found = side(estimate, than)
+    verdict = "undecided" if found is None else "holds" if found == claimed else "contradicted"
     words = {"holds": yes, "contradicted": no, "undecided": unclear}
-    return _decide(key, statement, f"> {than:.3g}", estimate, verdict, words, spec)
+    rule = f"{'>' if claimed == 'above' else '<'} {than:.3g}"
+    return Claim(key, statement, rule, than, estimate, verdict, f"{words[verdict]} ({evidence(estimate, spec)})")
 
 
-def less(
-    key: str,
-    statement: str,
-    estimate: Estimate,
-    than: float = 0.0,
-    spec: str = ".3g",
-    yes: str = "holds",
-    no: str = "does not hold",
-    unclear: str = "is not shown",
-) -> Claim:
-    """The claim "the estimate is below ``than``" (see :func:`greater`)."""
-    verdict = "holds" if estimate.high < than else "contradicted" if estimate.low > than else "undecided"
-    words = {"holds": yes, "contradicted": no, "undecided": unclear}
-    return _decide(key, statement, f"< {than:.3g}", estimate, verdict, words, spec)
+def greater(key: str, statement: str, estimate: Estimate, than: float = 0.0, **wording: str) -> Claim:
+    """The claim "the estimate is above ``than``" (``spec`` and the wording as in :func:`beyond`)."""
+    return beyond(key, statement, estimate, than, claimed="above", **wording)
+
+
+def less(key: str, statement: str, estimate: Estimate, than: float = 0.0, **wording: str) -> Claim:
+    """The claim "the estimate is below ``than``" (``spec`` and the wording as in :func:`beyond`)."""
+    return beyond(key, statement, estimate, than, claimed="below", **wording)
 
 
 def differs(
@@ -116,11 +128,9 @@ def differs(
     (``above`` or ``below``). Otherwise no difference is detectable with this n, which
     is not evidence of no difference: the interval says how large one could still be.
     """
-    if estimate.excludes(null):
-        verdict, word = "holds", above if estimate.low > null else below
-    else:
-        verdict, word = "undecided", none
-    return _decide(key, statement, f"≠ {null:g}", estimate, verdict, {verdict: word}, spec)
+    found = side(estimate, null)
+    verdict, word = ("undecided", none) if found is None else ("holds", above if found == "above" else below)
+    return Claim(key, statement, f"≠ {null:g}", null, estimate, verdict, f"{word} ({evidence(estimate, spec)})")
 
 
 class Claims:
@@ -257,8 +267,6 @@ def against_source(tested: Sequence[Tested], chapters: dict[str, list[Claim]], s
             elif expect == "holds":
                 word = SOURCE_WORDS[c.verdict]
             else:
-                null = float(c.rule.split()[-1])
-                side = "above" if e.low > null else "below" if e.high < null else None
-                word = "not shown" if side is None else "reproduced" if side == expect else "contradicted"
+                word = "not shown" if c.side is None else "reproduced" if c.side == expect else "contradicted"
             lines.append(f"| {row.theirs} | {c.statement} ({chapter.split('_')[0]}) | **{word}** | {e.format(spec)} |")
     return "\n".join(lines)

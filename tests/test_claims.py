@@ -104,3 +104,17 @@ def test_a_sources_claims_are_read_in_their_direction():
     assert verdicts == ["**reproduced**", "**contradicted**", "**reproduced**", "**not shown**", "**not tested**"]
     with pytest.raises(KeyError, match="made no claim 'gap_9'"):
         claims.against_source([claims.Tested("x", (("06_y", "gap_9", "below"),))], chapters)
+
+
+def test_a_claim_keeps_the_number_its_rule_compares_with():
+    # Read against its own reference, not zero: 0.55 [0.52, 0.58] is above a null of 0.5.
+    c = claims.differs("k", "s", est(0.52, 0.55, 0.58), null=0.5)
+    assert (c.rule, c.reference, c.side) == ("≠ 0.5", 0.5, "above")
+    rows = claims.against_source([claims.Tested("above a half", (("x", "k", "below"),))], {"x": [c]}).splitlines()
+    assert "**contradicted**" in rows[2]
+    assert claims.less("k", "s", est(0.1, 0.2, 0.3), than=0.25).side is None
+
+
+def test_a_one_sided_claim_names_a_valid_side():
+    with pytest.raises(ValueError, match="'above' or 'below'"):
+        claims.beyond("k", "s", est(0.1, 0.2, 0.3), claimed="sideways")
