@@ -1,7 +1,8 @@
 """Figures. Each function takes results (tensors, histories), never runs a model, and
-returns a matplotlib ``Figure``; pass ``ax`` to draw into an existing axes instead where
-a function takes one. Colours come from :mod:`mnistlab.style`, one meaning each: a
-digit's colour is never a layer's, a rule's or a highlight.
+returns a matplotlib ``Figure``. Every function takes ``ax=None``: pass the axes to draw
+into (one per panel, for a figure of several) to place it in a figure of your own.
+Colours come from :mod:`mnistlab.style`, one meaning each: a digit's colour is never a
+layer's, a rule's, a split's or a highlight.
 
 One module per part of the book: :mod:`~mnistlab.plots.training` (chapters 1–2),
 :mod:`~mnistlab.plots.dynamics` (chapter 3), :mod:`~mnistlab.plots.selectivity`

@@ -7,14 +7,15 @@ from collections.abc import Mapping, Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from mnistlab import style
-from mnistlab.plots._base import _as_images, _new
+from mnistlab.plots._base import Panels, _as_images, _new, _panels
 
 
 def activation_ridges(
-    snapshots: Mapping[str, torch.Tensor], epochs: Sequence[int], bins: int = 40
+    snapshots: Mapping[str, torch.Tensor], epochs: Sequence[int], bins: int = 40, ax: Panels | None = None
 ) -> Figure:
     """One panel per layer: the distribution of its positive activations at chosen epochs.
 
@@ -26,10 +27,9 @@ def activation_ridges(
         snapshots: ``{layer: (E, N, D)}``, e.g. ``run.snapshots``.
         epochs: which epochs to draw, bottom to top.
     """
-    style.apply()
-    fig, axes = plt.subplots(1, len(snapshots), figsize=(style.WIDTH, style.WIDTH * 0.55), squeeze=False)
+    fig, axes = _panels(ax, 1, len(snapshots), (style.WIDTH, style.WIDTH * 0.55))
     colors = plt.get_cmap(style.SEQUENTIAL)(np.linspace(0.0, 0.9, len(epochs)))
-    for ax, (layer, snaps) in zip(axes[0], snapshots.items()):
+    for panel, (layer, snaps) in zip(axes[0], snapshots.items()):
         values = [np.asarray(snaps[e].float()).ravel() for e in epochs]
         top = max(np.quantile(v[v > 0], 0.995) for v in values if (v > 0).any())
         edges = np.linspace(0, top, bins + 1)
@@ -37,26 +37,26 @@ def activation_ridges(
             dens, _ = np.histogram(v[v > 0], bins=edges, density=True)
             dens = dens / max(dens.max(), 1e-12) * 0.9  # each ridge scaled to its own height
             centers = (edges[:-1] + edges[1:]) / 2
-            ax.fill_between(centers, i, i + dens, color=colors[i], alpha=0.8, lw=0)
-            ax.plot(centers, i + dens, color="k", lw=0.5)
-            ax.text(top * 1.02, i + 0.1, f"{(v == 0).mean():.0%} zero", fontsize=8, va="bottom")
-        ax.set_yticks(range(len(epochs)), [f"epoch {e}" for e in epochs])
-        ax.set(xlabel="activation (> 0)", title=layer, xlim=(0, top * 1.3))
-        ax.spines["left"].set_visible(False)
+            panel.fill_between(centers, i, i + dens, color=colors[i], alpha=0.8, lw=0)
+            panel.plot(centers, i + dens, color="k", lw=0.5)
+            panel.text(top * 1.02, i + 0.1, f"{(v == 0).mean():.0%} zero", fontsize=8, va="bottom")
+        panel.set_yticks(range(len(epochs)), [f"epoch {e}" for e in epochs])
+        panel.set(xlabel="activation (> 0)", title=layer, xlim=(0, top * 1.3))
+        panel.spines["left"].set_visible(False)
     return fig
 
 
-def firing_over_training(firing: Mapping[str, torch.Tensor], dead: Mapping[str, torch.Tensor]) -> Figure:
+def firing_over_training(
+    firing: Mapping[str, torch.Tensor], dead: Mapping[str, torch.Tensor], ax: Panels | None = None
+) -> Figure:
     """Left: each unit's firing rate over epochs (thin) and the layer's mean (thick).
     Right: the number of dead units per layer over epochs.
 
     Args:
         firing: ``{layer: (E, D)}`` firing rates; dead: ``{layer: (E,)}`` dead-unit counts.
     """
-    style.apply()
-    fig, (ax_f, ax_d) = plt.subplots(1, 2, figsize=(style.WIDTH, style.WIDTH * 0.38))
-    layer_colors = style.LAYER_COLORS
-    for (layer, rates), color in zip(firing.items(), layer_colors):
+    fig, ((ax_f, ax_d),) = _panels(ax, 1, 2, (style.WIDTH, style.WIDTH * 0.38))
+    for (layer, rates), color in zip(firing.items(), style.LAYER_COLORS):
         r = 100 * np.asarray(rates)
         epochs = np.arange(len(r))
         ax_f.plot(epochs, r, color=color, lw=0.5, alpha=0.35)
@@ -71,38 +71,38 @@ def firing_over_training(firing: Mapping[str, torch.Tensor], dead: Mapping[str, 
     return fig
 
 
-def epoch_unit_heatmaps(mean: Mapping[str, torch.Tensor], std: Mapping[str, torch.Tensor]) -> Figure:
+def epoch_unit_heatmaps(
+    mean: Mapping[str, torch.Tensor], std: Mapping[str, torch.Tensor], ax: Panels | None = None
+) -> Figure:
     """Epoch × unit heatmaps of each unit's mean activation (top) and its spread (bottom).
 
     Args:
         mean, std: ``{layer: (E, D)}``.
     """
-    style.apply()
     layers = list(mean)
     widths = [mean[layer].shape[1] for layer in layers]
-    fig, axes = plt.subplots(2, len(layers), figsize=(style.WIDTH, style.WIDTH * 0.75), squeeze=False,
-                             gridspec_kw={"width_ratios": widths})
+    fig, axes = _panels(ax, 2, len(layers), (style.WIDTH, style.WIDTH * 0.75), gridspec_kw={"width_ratios": widths})
     for col, layer in enumerate(layers):
         for row, (stat, label) in enumerate(((mean, "mean"), (std, "standard deviation"))):
-            ax = axes[row, col]
-            im = ax.imshow(np.asarray(stat[layer]), cmap=style.SEQUENTIAL, aspect="auto", interpolation="nearest")
-            ax.set(xlabel="unit", ylabel="epoch", title=f"{layer}: {label}")
-            fig.colorbar(im, ax=ax, shrink=0.8, label="activation")
+            panel = axes[row, col]
+            im = panel.imshow(np.asarray(stat[layer]), cmap=style.SEQUENTIAL, aspect="auto", interpolation="nearest")
+            panel.set(xlabel="unit", ylabel="epoch", title=f"{layer}: {label}")
+            fig.colorbar(im, ax=panel, shrink=0.8, label="activation")
     return fig
 
 
-def preference_stability(changed: Mapping[str, torch.Tensor], profile_r: Mapping[str, torch.Tensor]) -> Figure:
+def preference_stability(
+    changed: Mapping[str, torch.Tensor], profile_r: Mapping[str, torch.Tensor], ax: Panels | None = None
+) -> Figure:
     """Left: units whose preferred class changed since the epoch before, per epoch.
     Right: the median (and range) over units of the class-profile correlation with the epoch before.
 
     Args:
         changed: ``{layer: (E - 1, D) bool}``; profile_r: ``{layer: (E - 1, D)}`` (NaN for dead units).
     """
-    style.apply()
-    fig, (ax_c, ax_r) = plt.subplots(1, 2, figsize=(style.WIDTH, style.WIDTH * 0.38))
-    layer_colors = style.LAYER_COLORS
+    fig, ((ax_c, ax_r),) = _panels(ax, 1, 2, (style.WIDTH, style.WIDTH * 0.38))
     n = len(changed)
-    for i, ((layer, ch), color) in enumerate(zip(changed.items(), layer_colors)):
+    for i, ((layer, ch), color) in enumerate(zip(changed.items(), style.LAYER_COLORS)):
         counts = np.asarray(ch).sum(1)
         epochs = np.arange(1, len(counts) + 1)
         ax_c.bar(epochs + (i - (n - 1) / 2) * 0.8 / n, counts, width=0.8 / n, color=color, label=layer)
@@ -117,9 +117,9 @@ def preference_stability(changed: Mapping[str, torch.Tensor], profile_r: Mapping
     return fig
 
 
-def gradient_norms(norms: Mapping[str, Sequence[float]]) -> Figure:
+def gradient_norms(norms: Mapping[str, Sequence[float]], ax: Axes | None = None) -> Figure:
     """Mean gradient norm of each weight matrix during each epoch (log scale)."""
-    fig, ax = _new(None, (style.WIDTH * 0.6, style.WIDTH * 0.38))
+    fig, ax = _new(ax, (style.WIDTH * 0.6, style.WIDTH * 0.38))
     for name, values in norms.items():
         ax.plot(np.arange(1, len(values) + 1), values, marker=".", label=name)
     ax.set(xlabel="epoch", ylabel="mean gradient norm per step", yscale="log")
@@ -127,7 +127,9 @@ def gradient_norms(norms: Mapping[str, Sequence[float]]) -> Figure:
     return fig
 
 
-def weight_images(weights: torch.Tensor, ncols: int = 8, titles: Sequence[str] | None = None) -> Figure:
+def weight_images(
+    weights: torch.Tensor, ncols: int = 8, titles: Sequence[str] | None = None, ax: Panels | None = None
+) -> Figure:
     """Each weight pattern as an image, red positive, blue negative.
 
     Args:
@@ -137,37 +139,34 @@ def weight_images(weights: torch.Tensor, ncols: int = 8, titles: Sequence[str] |
     Every image has its own symmetric colour scale (± its largest absolute weight), so
     white is always exactly zero and the pattern of each unit is visible whatever its size.
     """
-    style.apply()
     w = np.asarray(weights, dtype=np.float32)
     w = w.reshape(len(w), 28, 28) if w.ndim == 2 else w.reshape(len(w), w.shape[-2], w.shape[-1])
     nrows = int(np.ceil(len(w) / ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(style.WIDTH, style.WIDTH / ncols * nrows * 1.15), squeeze=False)
-    for i, ax in enumerate(axes.flat):
-        ax.axis("off")
+    fig, axes = _panels(ax, nrows, ncols, (style.WIDTH, style.WIDTH / ncols * nrows * 1.15))
+    for i, panel in enumerate(axes.flat):
+        panel.axis("off")
         if i < len(w):
             lim = max(float(np.abs(w[i]).max()), 1e-12)
-            ax.imshow(w[i], cmap=style.DIVERGING, vmin=-lim, vmax=lim)
-            ax.set_title(titles[i] if titles is not None else f"unit {i}", fontsize=8)
+            panel.imshow(w[i], cmap=style.DIVERGING, vmin=-lim, vmax=lim)
+            panel.set_title(titles[i] if titles is not None else f"unit {i}", fontsize=8)
     return fig
 
 
 def feature_maps(images: torch.Tensor, labels: torch.Tensor, maps: Mapping[str, torch.Tensor],
-                 max_channels: int = 8) -> Figure:
+                 max_channels: int = 8, ax: Panels | None = None) -> Figure:
     """For a few images: the image, then its feature maps at each conv layer.
 
     Args:
         images, labels: (n, 784) digits and their labels.
         maps: ``{layer: (n, C, H, W)}`` activations of those images (after the ReLU).
     """
-    style.apply()
     n = len(images)
     n_cols = 1 + sum(min(m.shape[1], max_channels) for m in maps.values())
-    fig, axes = plt.subplots(n, n_cols, figsize=(style.WIDTH, style.WIDTH / n_cols * n * 1.2), squeeze=False)
+    fig, axes = _panels(ax, n, n_cols, (style.WIDTH, style.WIDTH / n_cols * n * 1.2))
     imgs = _as_images(images)
     for r in range(n):
-        ax = axes[r, 0]
-        ax.imshow(imgs[r], cmap=style.IMAGE, vmin=0, vmax=1)
-        ax.set_title(f"digit {int(labels[r])}", fontsize=7, color=style.digit_color(int(labels[r])))
+        axes[r, 0].imshow(imgs[r], cmap=style.IMAGE, vmin=0, vmax=1)
+        axes[r, 0].set_title(f"digit {int(labels[r])}", fontsize=7, color=style.digit_color(int(labels[r])))
         col = 1
         for layer, m in maps.items():
             a = np.asarray(m[r], dtype=np.float32)
@@ -177,14 +176,14 @@ def feature_maps(images: torch.Tensor, labels: torch.Tensor, maps: Mapping[str, 
                 if r == 0:
                     axes[r, col].set_title(f"{layer.split('_')[0]}:{c}", fontsize=6)
                 col += 1
-    for ax in axes.flat:
-        ax.set_xticks([])
-        ax.set_yticks([])
+    for panel in axes.flat:
+        panel.set_xticks([])
+        panel.set_yticks([])
     return fig
 
 
 def channel_peaks(images: torch.Tensor, labels: torch.Tensor, peaks: torch.Tensor, scale: int,
-                  titles: Sequence[str]) -> Figure:
+                  titles: Sequence[str], ax: Panels | None = None) -> Figure:
     """One row per channel: the images it responds to most, with a box where it peaks.
 
     Args:
@@ -193,21 +192,20 @@ def channel_peaks(images: torch.Tensor, labels: torch.Tensor, peaks: torch.Tenso
         scale: pixels per map position (28 / map size).
         titles: one label per row.
     """
-    style.apply()
     rows, k = labels.shape
-    fig, axes = plt.subplots(rows, k, figsize=(style.WIDTH, style.WIDTH / k * rows * 1.1), squeeze=False)
+    fig, axes = _panels(ax, rows, k, (style.WIDTH, style.WIDTH / k * rows * 1.1))
     for r in range(rows):
         imgs = _as_images(images[r])
         for i in range(k):
-            ax = axes[r, i]
-            ax.imshow(imgs[i], cmap=style.IMAGE, vmin=0, vmax=1)
+            panel = axes[r, i]
+            panel.imshow(imgs[i], cmap=style.IMAGE, vmin=0, vmax=1)
             y, x = (int(v) for v in peaks[r, i])
-            ax.add_patch(plt.Rectangle((x * scale - 0.5, y * scale - 0.5), scale, scale, fill=False,
-                                       ec=style.HIGHLIGHT, lw=1.5))
-            ax.set_xticks([])
-            ax.set_yticks([])
+            panel.add_patch(plt.Rectangle((x * scale - 0.5, y * scale - 0.5), scale, scale, fill=False,
+                                          ec=style.HIGHLIGHT, lw=1.5))
+            panel.set_xticks([])
+            panel.set_yticks([])
             if i == 0:
-                ax.set_ylabel(titles[r], fontsize=8)
+                panel.set_ylabel(titles[r], fontsize=8)
             d = int(labels[r, i])
-            ax.set_title(str(d), color=style.digit_color(d), fontsize=7)
+            panel.set_title(str(d), color=style.digit_color(d), fontsize=7)
     return fig

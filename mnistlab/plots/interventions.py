@@ -4,51 +4,51 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from mnistlab import style
-from mnistlab.plots._base import _digit_ticks, _new
+from mnistlab.plots._base import Panels, _digit_ticks, _new, _panels
 
 
-def ablation_heatmaps(deltas: Mapping[str, torch.Tensor], ncols: int = 2) -> Figure:
+def ablation_heatmaps(deltas: Mapping[str, torch.Tensor], ncols: int = 2, ax: Panels | None = None) -> Figure:
     """Unit × digit change in per-class accuracy (percentage points) for each ablation.
 
     Args:
         deltas: ``{panel title: (D, C)}``, e.g. ``AblationTable.delta`` per layer and method.
     """
-    style.apply()
     nrows = int(np.ceil(len(deltas) / ncols))
     heights = [max(d.shape[0] for d in list(deltas.values())[r * ncols : (r + 1) * ncols]) for r in range(nrows)]
-    fig, axes = plt.subplots(nrows, ncols, figsize=(style.WIDTH, style.WIDTH * 0.95), squeeze=False,
-                             gridspec_kw={"height_ratios": heights})
+    fig, axes = _panels(ax, nrows, ncols, (style.WIDTH, style.WIDTH * 0.95), gridspec_kw={"height_ratios": heights})
     lim = max(100 * float(np.abs(np.asarray(d)).max()) for d in deltas.values())
-    for ax, (title, d) in zip(axes.flat, deltas.items()):
-        im = ax.imshow(100 * np.asarray(d), cmap=style.DIVERGING, vmin=-lim, vmax=lim, aspect="auto",
-                       interpolation="nearest")
-        ax.set(xlabel="digit", ylabel="unit ablated", title=title)
-        _digit_ticks(ax, d.shape[1])
+    for panel, (title, d) in zip(axes.flat, deltas.items()):
+        im = panel.imshow(100 * np.asarray(d), cmap=style.DIVERGING, vmin=-lim, vmax=lim, aspect="auto",
+                          interpolation="nearest")
+        panel.set(xlabel="digit", ylabel="unit ablated", title=title)
+        _digit_ticks(panel, d.shape[1])
+    for panel in axes.flat[len(deltas):]:
+        panel.axis("off")
     fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.6, label="change in accuracy on the digit (points)")
     return fig
 
 
-def scaling_sweeps(sweeps: Mapping[str, torch.Tensor], factors: Sequence[float]) -> Figure:
+def scaling_sweeps(
+    sweeps: Mapping[str, torch.Tensor], factors: Sequence[float], ax: Panels | None = None
+) -> Figure:
     """Per-class accuracy against the factor a unit is scaled by, one panel per unit.
 
     Args:
         sweeps: ``{panel title: (F, C)}`` from :func:`mnistlab.interventions.scaling_sweep`.
     """
-    style.apply()
-    fig, axes = plt.subplots(1, len(sweeps), figsize=(style.WIDTH, style.WIDTH * 0.36), squeeze=False, sharey=True)
-    for ax, (title, acc) in zip(axes[0], sweeps.items()):
+    fig, axes = _panels(ax, 1, len(sweeps), (style.WIDTH, style.WIDTH * 0.36), sharey=True)
+    for panel, (title, acc) in zip(axes[0], sweeps.items()):
         acc = 100 * np.asarray(acc)
         for c in range(acc.shape[1]):
-            ax.plot(factors, acc[:, c], color=style.digit_color(c), lw=1.4, label=str(c))
-        ax.axvline(1.0, color="k", lw=0.6, ls=":")
-        ax.set(xlabel="scale factor", title=title)
+            panel.plot(factors, acc[:, c], color=style.digit_color(c), lw=1.4, label=str(c))
+        panel.axvline(1.0, color="k", lw=0.6, ls=":")
+        panel.set(xlabel="scale factor", title=title)
     axes[0, 0].set_ylabel("accuracy on the digit (%)")
     fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="outside right center", title="digit", fontsize=8)
     return fig
@@ -71,52 +71,52 @@ def confusion_shift(diff: torch.Tensor, title: str, ax: Axes | None = None) -> F
 
 
 def selectivity_vs_importance(points: Mapping[str, tuple[torch.Tensor, torch.Tensor]],
-                              rho: Mapping[str, float]) -> Figure:
+                              rho: Mapping[str, float], ax: Axes | None = None) -> Figure:
     """Scatter of each unit's selectivity index against its ablation effect, one colour per layer.
 
     Args:
         points: ``{layer: (si (D,), largest per-class accuracy drop (D,))}``.
         rho: ``{layer: Spearman rank correlation}`` for the legend.
     """
-    fig, ax = _new(None, (style.WIDTH * 0.6, style.WIDTH * 0.42))
-    layer_colors = style.LAYER_COLORS
-    for (layer, (si, drop)), color in zip(points.items(), layer_colors):
+    fig, ax = _new(ax, (style.WIDTH * 0.6, style.WIDTH * 0.42))
+    for (layer, (si, drop)), color in zip(points.items(), style.LAYER_COLORS):
         ax.scatter(np.asarray(si), 100 * np.asarray(drop), color=color, s=18, label=f"{layer} (ρ = {rho[layer]:.2f})")
     ax.set(xlabel="selectivity index", ylabel="largest drop in a digit's\naccuracy when ablated (points)")
     ax.legend()
     return fig
 
 
-def patching_heatmaps(effects: Mapping[str, torch.Tensor], pair_labels: Sequence[str]) -> Figure:
+def patching_heatmaps(
+    effects: Mapping[str, torch.Tensor], pair_labels: Sequence[str], ax: Panels | None = None
+) -> Figure:
     """Class pair × unit normalised patching effects, one panel per layer (diverging around 0).
 
     Args:
         effects: ``{layer: (P, D)}``; pair_labels: one label per row, e.g. "4 → 9".
     """
-    style.apply()
     widths = [e.shape[1] for e in effects.values()]
-    fig, axes = plt.subplots(1, len(effects), figsize=(style.WIDTH, style.WIDTH * 0.32), squeeze=False,
-                             gridspec_kw={"width_ratios": widths})
-    for ax, (layer, e) in zip(axes[0], effects.items()):
-        im = ax.imshow(np.asarray(e), cmap=style.DIVERGING, vmin=-1, vmax=1, aspect="auto", interpolation="nearest")
-        ax.set(xlabel="unit patched", title=layer)
-        ax.set_yticks(range(len(pair_labels)), pair_labels)
+    fig, axes = _panels(ax, 1, len(effects), (style.WIDTH, style.WIDTH * 0.32), gridspec_kw={"width_ratios": widths})
+    for panel, (layer, e) in zip(axes[0], effects.items()):
+        im = panel.imshow(np.asarray(e), cmap=style.DIVERGING, vmin=-1, vmax=1, aspect="auto", interpolation="nearest")
+        panel.set(xlabel="unit patched", title=layer)
+        panel.set_yticks(range(len(pair_labels)), pair_labels)
     fig.colorbar(im, ax=axes[0].tolist(), shrink=0.9, label="normalised effect")
     return fig
 
 
-def pair_similarity(same: Mapping[str, torch.Tensor], different: Mapping[str, torch.Tensor]) -> Figure:
+def pair_similarity(
+    same: Mapping[str, torch.Tensor], different: Mapping[str, torch.Tensor], ax: Panels | None = None
+) -> Figure:
     """Histograms of the cosine similarity of two images' activations: same digit vs different digits."""
-    style.apply()
-    fig, axes = plt.subplots(1, len(same), figsize=(style.WIDTH, style.WIDTH * 0.33), squeeze=False, sharey=True)
+    fig, axes = _panels(ax, 1, len(same), (style.WIDTH, style.WIDTH * 0.33), sharey=True)
     bins = np.linspace(0, 1, 26)
-    for ax, layer in zip(axes[0], same):
+    for panel, layer in zip(axes[0], same):
         for values, color, label in (
             (same[layer], style.SERIES_COLORS[0], "same digit"),
             (different[layer], style.SERIES_COLORS[1], "different digits"),
         ):
-            ax.hist(np.asarray(values), bins=bins, alpha=0.6, color=color, label=label, density=True)
-        ax.set(xlabel="cosine similarity of activations", title=layer)
+            panel.hist(np.asarray(values), bins=bins, alpha=0.6, color=color, label=label, density=True)
+        panel.set(xlabel="cosine similarity of activations", title=layer)
     axes[0, 0].set_ylabel("density")
     axes[0, 0].legend(loc="upper left")
     return fig
@@ -145,9 +145,11 @@ def pruning_curves(curves: Mapping[str, torch.Tensor], random: torch.Tensor | No
     return fig
 
 
-def pruning_panels(curves: Mapping[str, Mapping[str, torch.Tensor]], random: Mapping[str, torch.Tensor]) -> Figure:
+def pruning_panels(
+    curves: Mapping[str, Mapping[str, torch.Tensor]], random: Mapping[str, torch.Tensor], ax: Panels | None = None
+) -> Figure:
     """One :func:`pruning_curves` panel per layer: ``curves[layer]``, ``random[layer]`` (draws, D + 1)."""
-    fig, axes = plt.subplots(1, len(curves), figsize=(style.WIDTH, style.WIDTH * 0.4), squeeze=False)
-    for ax, (layer, by_order) in zip(axes[0], curves.items()):
-        pruning_curves(by_order, random.get(layer), ax=ax, title=layer)
+    fig, axes = _panels(ax, 1, len(curves), (style.WIDTH, style.WIDTH * 0.4))
+    for panel, (layer, by_order) in zip(axes[0], curves.items()):
+        pruning_curves(by_order, random.get(layer), ax=panel, title=layer)
     return fig

@@ -7,13 +7,14 @@ from collections.abc import Mapping
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from mnistlab import style
-from mnistlab.plots._base import _as_images, _new
+from mnistlab.plots._base import Panels, _as_images, _digit_ticks, _new, _panels
 
 
-def class_mean_heatmaps(means: Mapping[str, torch.Tensor]) -> Figure:
+def class_mean_heatmaps(means: Mapping[str, torch.Tensor], ax: Panels | None = None) -> Figure:
     """For each layer, unit × digit mean activations, each unit's row divided by its maximum.
 
     Dividing each row by its largest value puts every unit on the same 0–1 scale, so a
@@ -23,44 +24,39 @@ def class_mean_heatmaps(means: Mapping[str, torch.Tensor]) -> Figure:
     Args:
         means: ``{layer: (D, C)}`` from :func:`mnistlab.analysis.class_means`.
     """
-    style.apply()
-    layers = list(means)
-    fig, axes = plt.subplots(1, len(layers), figsize=(style.WIDTH, style.WIDTH * 0.62), squeeze=False)
-    for ax, layer in zip(axes[0], layers):
-        m = np.asarray(means[layer], dtype=float)
+    fig, axes = _panels(ax, 1, len(means), (style.WIDTH, style.WIDTH * 0.62))
+    for panel, (layer, m) in zip(axes[0], means.items()):
+        m = np.asarray(m, dtype=float)
         top = m.max(1, keepdims=True)
         rel = np.where(top > 0, m / np.where(top > 0, top, 1), np.nan)
-        im = ax.imshow(rel, cmap=style.SEQUENTIAL, vmin=0, vmax=1, aspect="auto", interpolation="nearest")
+        im = panel.imshow(rel, cmap=style.SEQUENTIAL, vmin=0, vmax=1, aspect="auto", interpolation="nearest")
         for u in np.flatnonzero(top[:, 0] <= 0):
-            ax.text(4.5, u, "dead", ha="center", va="center", fontsize=7)
-        ax.set(xlabel="digit", ylabel="unit", title=layer, xticks=range(m.shape[1]))
-        for t, label in enumerate(ax.get_xticklabels()):
-            label.set_color(style.digit_color(t))
+            panel.text(4.5, u, "dead", ha="center", va="center", fontsize=7)
+        panel.set(xlabel="digit", ylabel="unit", title=layer)
+        _digit_ticks(panel, m.shape[1])
     fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8, label="class mean / unit's largest class mean")
     return fig
 
 
-def auc_heatmaps(auc: Mapping[str, torch.Tensor]) -> Figure:
+def auc_heatmaps(auc: Mapping[str, torch.Tensor], ax: Panels | None = None) -> Figure:
     """For each layer, unit × digit one-vs-rest AUC, diverging around 0.5 (no preference)."""
-    style.apply()
-    fig, axes = plt.subplots(1, len(auc), figsize=(style.WIDTH, style.WIDTH * 0.62), squeeze=False)
-    for ax, (layer, a) in zip(axes[0], auc.items()):
-        im = ax.imshow(np.asarray(a), cmap=style.DIVERGING, vmin=0, vmax=1, aspect="auto", interpolation="nearest")
-        ax.set(xlabel="digit", ylabel="unit", title=layer, xticks=range(a.shape[1]))
-        for t, label in enumerate(ax.get_xticklabels()):
-            label.set_color(style.digit_color(t))
+    fig, axes = _panels(ax, 1, len(auc), (style.WIDTH, style.WIDTH * 0.62))
+    for panel, (layer, a) in zip(axes[0], auc.items()):
+        im = panel.imshow(np.asarray(a), cmap=style.DIVERGING, vmin=0, vmax=1, aspect="auto", interpolation="nearest")
+        panel.set(xlabel="digit", ylabel="unit", title=layer)
+        _digit_ticks(panel, a.shape[1])
     fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8, label="one-vs-rest AUC (0.5 = no preference)")
     return fig
 
 
-def selectivity_summary(si: Mapping[str, torch.Tensor], driving: Mapping[str, torch.Tensor]) -> Figure:
+def selectivity_summary(
+    si: Mapping[str, torch.Tensor], driving: Mapping[str, torch.Tensor], ax: Panels | None = None
+) -> Figure:
     """Left: histogram of the selectivity index per layer (dead units left out).
     Right: how many digits drive each unit (share of the layer's units)."""
-    style.apply()
-    fig, (ax_s, ax_p) = plt.subplots(1, 2, figsize=(style.WIDTH, style.WIDTH * 0.38))
-    layer_colors = style.LAYER_COLORS
+    fig, ((ax_s, ax_p),) = _panels(ax, 1, 2, (style.WIDTH, style.WIDTH * 0.38))
     n = len(si)
-    for i, ((layer, s), color) in enumerate(zip(si.items(), layer_colors)):
+    for i, ((layer, s), color) in enumerate(zip(si.items(), style.LAYER_COLORS)):
         s = np.asarray(s, dtype=float)
         ax_s.hist(s[~np.isnan(s)], bins=np.linspace(0, 1, 21), color=color, alpha=0.55, label=layer)
         counts = np.bincount(np.asarray(driving[layer]), minlength=11)[1:11]
@@ -74,16 +70,15 @@ def selectivity_summary(si: Mapping[str, torch.Tensor], driving: Mapping[str, to
     return fig
 
 
-def selectivity_over_training(si: Mapping[str, torch.Tensor]) -> Figure:
+def selectivity_over_training(si: Mapping[str, torch.Tensor], ax: Axes | None = None) -> Figure:
     """Median selectivity index of each layer per epoch, with the range between the
     25th and 75th percentiles shaded (dead units left out).
 
     Args:
         si: ``{layer: (E, D)}`` selectivity indices per epoch (NaN for dead units).
     """
-    fig, ax = _new(None, (style.WIDTH * 0.6, style.WIDTH * 0.38))
-    layer_colors = style.LAYER_COLORS
-    for (layer, s), color in zip(si.items(), layer_colors):
+    fig, ax = _new(ax, (style.WIDTH * 0.6, style.WIDTH * 0.38))
+    for (layer, s), color in zip(si.items(), style.LAYER_COLORS):
         s = np.asarray(s, dtype=float)
         epochs = np.arange(len(s))
         ax.plot(epochs, np.nanmedian(s, 1), color=color, marker=".", label=f"{layer} (median)")
@@ -95,7 +90,7 @@ def selectivity_over_training(si: Mapping[str, torch.Tensor]) -> Figure:
 
 def embeddings(
     points: Mapping[str, torch.Tensor], labels: torch.Tensor, scores: Mapping[str, float] | None = None,
-    ncols: int = 3,
+    ncols: int = 3, ax: Panels | None = None,
 ) -> Figure:
     """2-D embeddings side by side, each point in its digit's colour.
 
@@ -103,26 +98,25 @@ def embeddings(
         points: ``{panel title: (N, 2)}``.
         scores: optional ``{panel title: silhouette}``, printed under each title.
     """
-    style.apply()
     nrows = int(np.ceil(len(points) / ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(style.WIDTH, style.WIDTH / ncols * nrows * 1.08), squeeze=False)
+    fig, axes = _panels(ax, nrows, ncols, (style.WIDTH, style.WIDTH / ncols * nrows * 1.08))
     colors = np.array(style.DIGIT_COLORS)[np.asarray(labels)]
-    for ax, (title, p) in zip(axes.flat, points.items()):
+    for panel, (title, p) in zip(axes.flat, points.items()):
         p = np.asarray(p)
-        ax.scatter(p[:, 0], p[:, 1], c=colors, s=2, alpha=0.7, linewidths=0, rasterized=True)
+        panel.scatter(p[:, 0], p[:, 1], c=colors, s=2, alpha=0.7, linewidths=0, rasterized=True)
         if scores is not None and title in scores:
             title = f"{title}\nsilhouette {scores[title]:.2f}"
-        ax.set_title(title, fontsize=9)
-        ax.set_xticks([])
-        ax.set_yticks([])
-    for ax in axes.flat[len(points):]:
-        ax.axis("off")
+        panel.set_title(title, fontsize=9)
+        panel.set_xticks([])
+        panel.set_yticks([])
+    for panel in axes.flat[len(points):]:
+        panel.axis("off")
     handles = [plt.Line2D([], [], ls="", marker="o", color=c, label=str(d)) for d, c in enumerate(style.DIGIT_COLORS)]
     fig.legend(handles=handles, loc="outside lower center", ncols=10, title="digit", frameon=False)
     return fig
 
 
-def subspace_silhouettes(results: Mapping[str, Mapping[str, object]]) -> Figure:
+def subspace_silhouettes(results: Mapping[str, Mapping[str, object]], ax: Panels | None = None) -> Figure:
     """Silhouette of chosen unit subsets against random subsets of the same size.
 
     One panel per layer; for each subset size k, the spread of the random draws as a
@@ -133,25 +127,23 @@ def subspace_silhouettes(results: Mapping[str, Mapping[str, object]]) -> Figure:
             :func:`mnistlab.embed.subspace_silhouettes`, one entry per way of choosing;
             all entries of a layer share the same ks and random draws.
     """
-    style.apply()
-    fig, axes = plt.subplots(1, len(results), figsize=(style.WIDTH, style.WIDTH * 0.4), squeeze=False)
+    fig, axes = _panels(ax, 1, len(results), (style.WIDTH, style.WIDTH * 0.4))
     markers = ("D", "o", "s", "^")
-    rule_colors = style.SERIES_COLORS
-    for ax, (layer, by_rule) in zip(axes[0], results.items()):
+    for panel, (layer, by_rule) in zip(axes[0], results.items()):
         first = next(iter(by_rule.values()))
         ks = np.asarray(first.ks)
-        ax.boxplot(np.asarray(first.random).T, positions=range(len(ks)), whis=(5, 95), widths=0.5, showfliers=False,
+        panel.boxplot(np.asarray(first.random).T, positions=range(len(ks)), whis=(5, 95), widths=0.5, showfliers=False,
                    patch_artist=True, boxprops={"facecolor": "#dddddd"}, medianprops={"color": "k"})
-        for (label, res), marker, color in zip(by_rule.items(), markers, rule_colors):
-            ax.plot(range(len(ks)), np.asarray(res.chosen), marker=marker, ls="--", color=color, label=label)
-        ax.set_xticks(range(len(ks)), [str(k) for k in ks])
-        ax.set(xlabel="units kept (k)", ylabel="silhouette", title=layer)
-        ax.legend(fontsize=8)
+        for (label, res), marker, color in zip(by_rule.items(), markers, style.SERIES_COLORS):
+            panel.plot(range(len(ks)), np.asarray(res.chosen), marker=marker, ls="--", color=color, label=label)
+        panel.set_xticks(range(len(ks)), [str(k) for k in ks])
+        panel.set(xlabel="units kept (k)", ylabel="silhouette", title=layer)
+        panel.legend(fontsize=8)
     return fig
 
 
 def neuron_card(layer: str, profile, images: torch.Tensor, labels: torch.Tensor,
-                weights: torch.Tensor | None = None) -> Figure:
+                weights: torch.Tensor | None = None, ax: Axes | None = None) -> Figure:
     """A one-figure summary of one unit: what drives it, how selective it is, what it looks at.
 
     Args:
@@ -159,11 +151,22 @@ def neuron_card(layer: str, profile, images: torch.Tensor, labels: torch.Tensor,
         profile: a :class:`mnistlab.analysis.UnitProfile`.
         images, labels: the inputs the profile was computed on (to show its top inputs).
         weights: the unit's incoming pixel weights (784,), for a first-layer unit.
+        ax: a subplot of a larger figure to lay the card out in (it takes that subplot's
+            place), or None for a figure of its own.
     """
     style.apply()
     k = len(profile.top_inputs)
-    fig = plt.figure(figsize=(style.WIDTH, style.WIDTH * 0.5))
-    grid = fig.add_gridspec(2, max(k, 4), height_ratios=[1.6, 1])
+    if ax is None:
+        fig = plt.figure(figsize=(style.WIDTH, style.WIDTH * 0.5))
+        grid = fig.add_gridspec(2, max(k, 4), height_ratios=[1.6, 1])
+    else:
+        spec = ax.get_subplotspec() if isinstance(ax, Axes) else None
+        if spec is None:
+            raise ValueError(f"ax must be a subplot (from plt.subplots or add_subplot) for the card to take its "
+                             f"place, got {type(ax).__name__}")
+        fig = ax.figure
+        ax.remove()
+        grid = spec.subgridspec(2, max(k, 4), height_ratios=[1.6, 1])
     ax_bar = fig.add_subplot(grid[0, : max(k, 4) // 2 + (1 if weights is None else 0) + 1])
     means = np.asarray(profile.class_means)
     ax_bar.bar(range(len(means)), means, color=style.DIGIT_COLORS[: len(means)])

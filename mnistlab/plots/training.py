@@ -12,7 +12,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import FancyBboxPatch
 
 from mnistlab import style
-from mnistlab.plots._base import _as_images, _new
+from mnistlab.plots._base import Panels, _as_images, _new, _panels
 from mnistlab.scalar import Value, topological_order
 
 
@@ -21,26 +21,25 @@ def digit_grid(
     labels: Sequence[int] | torch.Tensor,
     titles: Sequence[str] | None = None,
     ncols: int = 10,
+    ax: Panels | None = None,
 ) -> Figure:
     """Digits in a grid, each titled in its digit's colour (``titles`` overrides the text)."""
-    style.apply()
     imgs = _as_images(images)
     labels = [int(v) for v in labels]
     nrows = int(np.ceil(len(imgs) / ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(style.WIDTH, 0.85 * style.WIDTH / ncols * nrows * 1.25))
-    for i, ax in enumerate(np.atleast_1d(axes).flat):
-        ax.axis("off")
+    fig, axes = _panels(ax, nrows, ncols, (style.WIDTH, 0.85 * style.WIDTH / ncols * nrows * 1.25))
+    for i, panel in enumerate(axes.flat):
+        panel.axis("off")
         if i < len(imgs):
-            ax.imshow(imgs[i], cmap=style.IMAGE, vmin=0, vmax=1)
+            panel.imshow(imgs[i], cmap=style.IMAGE, vmin=0, vmax=1)
             text = titles[i] if titles is not None else str(labels[i])
-            ax.set_title(text, color=style.digit_color(labels[i]), fontsize=9)
+            panel.set_title(text, color=style.digit_color(labels[i]), fontsize=9)
     return fig
 
 
-def training_curves(history: Mapping[str, Sequence[float]]) -> Figure:
+def training_curves(history: Mapping[str, Sequence[float]], ax: Panels | None = None) -> Figure:
     """Loss and accuracy per epoch, train and test, from a training history."""
-    style.apply()
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(style.WIDTH, style.WIDTH * 0.38))
+    fig, ((ax_loss, ax_acc),) = _panels(ax, 1, 2, (style.WIDTH, style.WIDTH * 0.38))
     epochs = np.arange(len(history["test_loss"]))
     for split, color in (("train", style.TRAIN_COLOR), ("test", style.TEST_COLOR)):
         ax_loss.plot(epochs, history[f"{split}_loss"], color=color, label=split, marker=".")

@@ -4,24 +4,25 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from mnistlab import style
-from mnistlab.plots._base import _new
+from mnistlab.plots._base import Panels, _new, _panels
 
 
-def accuracy_by_variant(curves: Mapping[str, torch.Tensor], target: float | None = None) -> Figure:
+def accuracy_by_variant(
+    curves: Mapping[str, torch.Tensor], target: float | None = None, ax: Axes | None = None
+) -> Figure:
     """Test accuracy per epoch of each variant: mean over seeds, band from min to max.
 
     Args:
         curves: ``{variant: (seeds, epochs + 1)}`` test accuracies.
         target: an accuracy to mark with a horizontal line (e.g. the baseline's final one).
     """
-    fig, ax = _new(None, (style.WIDTH * 0.75, style.WIDTH * 0.42))
+    fig, ax = _new(ax, (style.WIDTH * 0.75, style.WIDTH * 0.42))
     for (name, acc), color in zip(curves.items(), style.SERIES_COLORS):
         a = 100 * np.asarray(acc, dtype=float)
         epochs = np.arange(a.shape[1])
@@ -34,24 +35,21 @@ def accuracy_by_variant(curves: Mapping[str, torch.Tensor], target: float | None
     return fig
 
 
-def variant_measures(measures: Mapping[str, Mapping[str, Sequence[float]]], ncols: int = 3) -> Figure:
+def variant_measures(
+    measures: Mapping[str, Mapping[str, Sequence[float]]], ncols: int = 3, ax: Panels | None = None
+) -> Figure:
     """Small multiples: one panel per measure, one bar per variant (mean over seeds), seeds as dots.
 
     Args:
         measures: ``{panel title: {variant: values over seeds}}``.
     """
-    style.apply()
     nrows = int(np.ceil(len(measures) / ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(style.WIDTH, style.WIDTH * 0.33 * nrows), squeeze=False)
-    for ax, (title, by_variant) in zip(axes.flat, measures.items()):
-        for i, (values, color) in enumerate(zip(by_variant.values(), style.SERIES_COLORS)):
-            v = np.asarray(values, dtype=float)
-            ax.bar(i, v.mean(), color=color, alpha=0.35, width=0.7)
-            ax.scatter(np.full(len(v), i) + np.linspace(-0.15, 0.15, len(v)), v, color=color, s=10, zorder=3)
-        ax.set_xticks(range(len(by_variant)), list(by_variant), rotation=35, ha="right", fontsize=8)
-        ax.set_title(title, fontsize=9)
-    for ax in axes.flat[len(measures):]:
-        ax.axis("off")
+    fig, axes = _panels(ax, nrows, ncols, (style.WIDTH, style.WIDTH * 0.33 * nrows))
+    for panel, (title, by_variant) in zip(axes.flat, measures.items()):
+        _bars_with_seeds(panel, by_variant)
+        panel.set_title(title, fontsize=9)
+    for panel in axes.flat[len(measures):]:
+        panel.axis("off")
     return fig
 
 
@@ -68,7 +66,7 @@ def si_distributions(si: Mapping[str, torch.Tensor], ax: Axes | None = None, tit
 
 
 def variant_selectivity(
-    si: Mapping[str, Mapping[str, torch.Tensor]], bottlenecks: Mapping[str, Sequence[int]]
+    si: Mapping[str, Mapping[str, torch.Tensor]], bottlenecks: Mapping[str, Sequence[int]], ax: Panels | None = None
 ) -> Figure:
     """Selectivity indices per variant for each layer (box plots) and bottleneck units per variant.
 
@@ -76,32 +74,31 @@ def variant_selectivity(
         si: ``{layer: {variant: selectivity indices pooled over seeds}}``.
         bottlenecks: ``{variant: bottleneck units per seed}``.
     """
-    style.apply()
-    fig, axes = plt.subplots(1, len(si) + 1, figsize=(style.WIDTH, style.WIDTH * 0.42))
-    for ax, (layer, by_variant) in zip(axes, si.items()):
-        si_distributions(by_variant, ax=ax, title=layer)
-    ax = axes[-1]
-    for i, (counts, color) in enumerate(zip(bottlenecks.values(), style.SERIES_COLORS)):
-        c = np.asarray(counts, dtype=float)
-        ax.bar(i, c.mean(), color=color, alpha=0.35, width=0.7)
-        ax.scatter(np.full(len(c), i) + np.linspace(-0.15, 0.15, len(c)), c, color=color, s=10, zorder=3)
-    ax.set_xticks(range(len(bottlenecks)), list(bottlenecks), rotation=35, ha="right", fontsize=8)
-    ax.set(title="bottleneck units", ylabel="units (both layers)")
+    fig, axes = _panels(ax, 1, len(si) + 1, (style.WIDTH, style.WIDTH * 0.42))
+    for panel, (layer, by_variant) in zip(axes[0], si.items()):
+        si_distributions(by_variant, ax=panel, title=layer)
+    _bars_with_seeds(axes[0, -1], bottlenecks)
+    axes[0, -1].set(title="bottleneck units", ylabel="units (both layers)")
     return fig
 
 
+def _bars_with_seeds(ax: Axes, by_variant: Mapping[str, Sequence[float]]) -> None:
+    """One bar per variant (the mean over seeds), each seed as a dot on it, variants named below."""
+    for i, (values, color) in enumerate(zip(by_variant.values(), style.SERIES_COLORS)):
+        v = np.asarray(values, dtype=float)
+        ax.bar(i, v.mean(), color=color, alpha=0.35, width=0.7)
+        ax.scatter(np.full(len(v), i) + np.linspace(-0.15, 0.15, len(v)), v, color=color, s=10, zorder=3)
+    ax.set_xticks(range(len(by_variant)), list(by_variant), rotation=35, ha="right", fontsize=8)
 
 
-
-
-def robustness(curves: Mapping[str, tuple[Sequence[int], torch.Tensor, int]]) -> Figure:
+def robustness(curves: Mapping[str, tuple[Sequence[int], torch.Tensor, int]], ax: Axes | None = None) -> Figure:
     """Accuracy with k random units of a layer ablated, against the share k / width of the layer.
 
     Args:
         curves: ``{label: (ks, accuracies (K, draws), width)}``; each line is the mean
             over draws, the band spans the 5th to 95th percentile.
     """
-    fig, ax = _new(None, (style.WIDTH * 0.75, style.WIDTH * 0.45))
+    fig, ax = _new(ax, (style.WIDTH * 0.75, style.WIDTH * 0.45))
     for (label, (ks, acc, width)), color in zip(curves.items(), style.SERIES_COLORS):
         share = 100 * np.asarray(ks, dtype=float) / width
         a = 100 * np.asarray(acc, dtype=float)
