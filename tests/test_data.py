@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from mnistlab import data as data_module
-from mnistlab.data import MNIST_FILES, DataConfig, DataError, DataFallbackWarning, load_data, read_idx
+from mnistlab import idx
+from mnistlab.data import MNIST_FILES, DataConfig, DataError, DataFallbackWarning, load_data
+from mnistlab.idx import read_idx
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -105,7 +106,7 @@ def fake_mnist(folder, gz=False, level=9):
 def test_full_mnist_is_known_by_its_uncompressed_bytes_whatever_the_container(tmp_path, monkeypatch, gz, level):
     """The same bytes load unpacked, gzipped, and gzipped by another gzip (another .gz digest)."""
     _, digests = fake_mnist(tmp_path, gz=gz, level=level)
-    monkeypatch.setattr(data_module, "MNIST_MD5", digests)  # these files stand in for the official ones
+    monkeypatch.setattr(idx, "MNIST_MD5", digests)  # these files stand in for the official ones
     d = load_data(DataConfig(source="mnist", mnist_dir=str(tmp_path), download=False))
     assert (d.source, d.n_train + d.n_val, d.n_test) == ("mnist", 60000, 10000)
     assert d.x_train.shape == (54000, 784) and d.x_train.max() == 1.0
@@ -120,7 +121,7 @@ def test_bytes_in_mnists_layout_that_are_not_mnists_never_load(tmp_path, gz):
 
 def test_a_damaged_gzip_stream_is_a_data_error(tmp_path, monkeypatch):
     raw, digests = fake_mnist(tmp_path, gz=True)
-    monkeypatch.setattr(data_module, "MNIST_MD5", digests)
+    monkeypatch.setattr(idx, "MNIST_MD5", digests)
     target = raw / "train-labels-idx1-ubyte.gz"
     target.write_bytes(target.read_bytes()[:200])
     with pytest.raises(DataError, match="not a readable gzip file"):
@@ -130,7 +131,7 @@ def test_a_damaged_gzip_stream_is_a_data_error(tmp_path, monkeypatch):
 def shared_mnist():
     """The folder of official MNIST files every machine of this project has, if this one has it."""
     for folder in (os.environ.get("MNISTLAB_MNIST_DIR"), ROOT.parent / "shared" / "data" / "mnist"):
-        if folder and all((Path(folder) / f"{name}.gz").is_file() for name in data_module.MNIST_MD5):
+        if folder and all((Path(folder) / f"{name}.gz").is_file() for name in idx.MNIST_MD5):
             return Path(folder)
     return None
 

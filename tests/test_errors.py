@@ -14,8 +14,9 @@ import torch
 
 from mnistlab import analysis, embed
 from mnistlab import interventions as iv
-from mnistlab.data import MNIST_FILES, DataConfig, DataError, Dataset, load_data, read_idx
+from mnistlab.data import MNIST_FILES, DataConfig, DataError, Dataset, load_data
 from mnistlab.hooks import run_with_cache
+from mnistlab.idx import read_idx
 from mnistlab.models import ModelConfig, build_model
 from mnistlab.train import TrainConfig, evaluate, train
 

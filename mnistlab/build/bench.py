@@ -43,7 +43,8 @@ from pathlib import Path
 from mnistlab import numerics
 from mnistlab.build import book_bench, training_bench
 from mnistlab.build.machine import describe, matmul_gflops
-from mnistlab.data import MNIST_FILES, DataConfig, DataError, Dataset, dataset_from_idx, load_data, read_idx
+from mnistlab.data import MNIST_FILES, DataConfig, DataError, Dataset, dataset_from_idx, load_data
+from mnistlab.idx import read_idx
 from mnistlab.models import ModelConfig
 from mnistlab.train import TrainConfig
 
