@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mnistlab import analysis
+from mnistlab import analysis, patching
 from mnistlab import interventions as iv
 from mnistlab.hooks import hook_points, hooks, run_with_cache
 from mnistlab.models import CNN, ModelConfig, build_model
@@ -67,7 +67,7 @@ def test_channel_mean_ablation_and_table_on_conv_maps(cnn, images):
 
 
 def test_patching_a_conv_layer_restores_the_clean_run(cnn, images):
-    effects = iv.patching_effects(cnn, images[:6], images[6:], 1, 2, "conv2_post")
+    effects = patching.patching_effects(cnn, images[:6], images[6:], 1, 2, "conv2_post")
     assert effects.per_unit.shape == (6,)
     assert effects.layer == pytest.approx(1.0)
 

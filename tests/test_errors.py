@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from mnistlab import analysis, embed
+from mnistlab import analysis, embed, patching
 from mnistlab import interventions as iv
 from mnistlab.data import MNIST_FILES, DataConfig, DataError, Dataset, load_data
 from mnistlab.hooks import run_with_cache
@@ -103,7 +103,7 @@ CASES = [
     ("truncated IDX file", lambda: load_from("truncated"), DataError, "bytes but its header"),
     ("bad magic number", lambda: read_idx(Path(mnist_folder("missing")) / "t10k-labels-idx1-ubyte",
                                          expected_shape=(10000, 28, 28)), DataError, "expected"),
-    ("bad patching mode", lambda: iv.patching_effects(MODEL, X[:5], X[5:10], 0, 1, "fc1_post", mode="swap"),
+    ("bad patching mode", lambda: patching.patching_effects(MODEL, X[:5], X[5:10], 0, 1, "fc1_post", mode="swap"),
      ValueError, "'denoise' or 'noise'"),
     # images: float32 in [0, 1]; labels: integers in 0..9; values: the layer's shape, finite
     ("images scaled 0-255", lambda: iv.ablation_table(MODEL, X * 255, Y, "fc1_post"), ValueError,
@@ -118,7 +118,7 @@ CASES = [
      r"labels must lie in 0\.\.9; got \[10\]"),
     ("float labels, ablation", lambda: iv.ablation_table(MODEL, X, Y.float(), "fc1_post"), TypeError,
      "integer class indices"),
-    ("class -1 in patching", lambda: iv.patching_effects(MODEL, X[:5], X[5:10], -1, 1, "fc1_post"), ValueError,
+    ("class -1 in patching", lambda: patching.patching_effects(MODEL, X[:5], X[5:10], -1, 1, "fc1_post"), ValueError,
      r"class a must be a class index in 0\.\.9, got -1"),
     ("patch source narrower than the layer",
      lambda: iv.run_edited(MODEL, X, {"fc1_post": iv.patching(None, torch.rand(20, 6))}), ValueError,

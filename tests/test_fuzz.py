@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import mnistlab
-from mnistlab import analysis, embed
+from mnistlab import analysis, embed, patching
 from mnistlab import interventions as iv
 from mnistlab.hooks import run_with_cache
 from mnistlab.models import ModelConfig, build_model
@@ -152,5 +152,5 @@ def test_silhouette(acts, y):
 @pytest.mark.parametrize("a, b", [(0, 1), (-1, 1), (0, 10), (True, 1), (0.5, 1)])
 def test_patching_classes(a, b):
     x = torch.rand(10, 784, generator=torch.Generator().manual_seed(2))
-    out = call_or_own_error(iv.patching_effects, MODEL, x[:5], x[5:], a, b, "fc1_post")
+    out = call_or_own_error(patching.patching_effects, MODEL, x[:5], x[5:], a, b, "fc1_post")
     assert (out is not None) == ((a, b) == (0, 1))

@@ -5,7 +5,7 @@ import copy
 import pytest
 import torch
 
-from mnistlab import analysis
+from mnistlab import analysis, patching
 from mnistlab import interventions as iv
 from mnistlab.hooks import hook_points, run_with_cache
 from mnistlab.models import ModelConfig, build_model
@@ -103,14 +103,14 @@ def test_ablation_table_equals_single_runs(model, batch):
 def test_patching_effects_match_single_patches(model, batch):
     x, _ = batch
     clean, corrupt = x[:10], x[10:20]
-    effects = iv.patching_effects(model, clean, corrupt, 3, 8, "fc1_post")
+    effects = patching.patching_effects(model, clean, corrupt, 3, 8, "fc1_post")
     _, cache = run_with_cache(model, clean, names=["fc1_post"])
     patched = iv.run_edited(model, corrupt, {"fc1_post": iv.patching([5], cache["fc1_post"])})
-    ld = iv.logit_diff(patched, 3, 8)
-    expected = iv.normalised_effect(ld, effects.ld_clean, effects.ld_corrupt)
+    ld = patching.logit_diff(patched, 3, 8)
+    expected = patching.normalised_effect(ld, effects.ld_clean, effects.ld_corrupt)
     assert effects.per_unit[5].item() == pytest.approx(expected.item(), rel=1e-5)
     assert effects.layer == pytest.approx(1.0)  # the whole layer restores the clean run
-    noised = iv.patching_effects(model, clean, corrupt, 3, 8, "fc1_post", mode="noise")
+    noised = patching.patching_effects(model, clean, corrupt, 3, 8, "fc1_post", mode="noise")
     assert noised.layer == pytest.approx(0.0, abs=1e-5)
 
 
@@ -120,7 +120,7 @@ def test_patching_effects_match_single_patches(model, batch):
         lambda m, x, y: iv.run_edited(m, x, {"fc1_post": iv.zero_ablation([99])}),
         lambda m, x, y: iv.run_edited(m, x, {"fc1_post": iv.patching(None, torch.zeros(3, 12))}),
         lambda m, x, y: iv.ablation_table(m, x, y, "fc1_post", values=torch.zeros(5)),
-        lambda m, x, y: iv.patching_effects(m, x[:3], x[:4], 0, 1, "fc1_post"),
+        lambda m, x, y: patching.patching_effects(m, x[:3], x[:4], 0, 1, "fc1_post"),
         lambda m, x, y: iv.run_edited(m, x, {"fc9_post": iv.zero_ablation(0)}),
     ],
     ids=["unit out of range", "too few patch rows", "wrong value shape", "unpaired images", "unknown hook point"],

@@ -204,3 +204,12 @@ def test_publish_workflow_builds_with_full_mnist_and_deploys_only_from_main():
     assert "pull_request" in wf["jobs"]["deploy"]["if"] and "!=" in wf["jobs"]["deploy"]["if"]
     readme_test = re.findall(r"```bash\n(.*?)\n```", (ROOT / "README.md").read_text(), re.S)[1]
     assert any(readme_test in step.get("run", "") for step in wf["jobs"]["test"]["steps"])
+
+
+def test_readme_module_table_names_every_module():
+    """The README's table of the library lists each module and subpackage, and nothing that is gone."""
+    listed = set(re.findall(r"^\| `mnistlab\.(\w+)` \|", (ROOT / "README.md").read_text(), re.M))
+    package = ROOT / "mnistlab"
+    present = {p.stem for p in package.glob("*.py") if not p.stem.startswith("_")}
+    present |= {p.parent.name for p in package.glob("*/__init__.py")}
+    assert listed == present, f"missing from the README: {sorted(present - listed)}; gone: {sorted(listed - present)}"

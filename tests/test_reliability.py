@@ -10,7 +10,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mnistlab import analysis
+from mnistlab import analysis, patching
 from mnistlab import interventions as iv
 from mnistlab.cache import ModelCache
 from mnistlab.hooks import hook_points, run_with_cache
@@ -99,7 +99,7 @@ def no_hooks(model):
         lambda m, x, y: iv.run_edited(m, x, {"fc1_post": iv.patching(None, torch.zeros(len(x) - 1, 12))}),
         lambda m, x, y: iv.ablation_table(m, x, y[:-1], "fc1_post"),
         lambda m, x, y: iv.masked_ablation(m, x, y, "fc1_post", torch.ones(2, 5, dtype=torch.bool)),
-        lambda m, x, y: iv.patching_effects(m, x[:5], x[5:10], 0, 0, "fc2_post"),
+        lambda m, x, y: patching.patching_effects(m, x[:5], x[5:10], 0, 0, "fc2_post"),
         lambda m, x, y: iv.pruning_curve(m, x, y, "fc1_post", torch.tensor([1, 1])),
         lambda m, x, y: ActivationRecorder(x, ["fc1_post", "nope"])(0, m),
     ],
