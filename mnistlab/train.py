@@ -24,12 +24,13 @@ stores it otherwise.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import os
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -48,7 +49,7 @@ from mnistlab.data import Dataset
 from mnistlab.group import Job, check_finite_steps, train_group
 from mnistlab.hooks import eval_mode
 from mnistlab.models import ModelConfig, build_model, make_model
-from mnistlab.record import ActivationRecorder
+from mnistlab.record import ActivationRecorder, StoredSnapshots
 
 ENV_PROGRESS = "MNISTLAB_PROGRESS"
 # Prefixes of the tensors of a cache entry: the model's state dict, and the snapshots.
@@ -123,7 +124,8 @@ class TrainedModel:
     ``grad_norms[param]`` is the mean norm of each weight matrix's gradient over the
     steps of each epoch (epochs values). From :func:`load_or_train` it also carries
     ``snapshots[layer]``: (epochs + 1, N_test, width) float16 activations of each hidden
-    layer on the whole test split after every epoch.
+    layer on the whole test split after every epoch (kept in the cache and read from
+    there when asked for: :class:`mnistlab.record.StoredSnapshots`).
     """
 
     model: nn.Module
@@ -136,7 +138,7 @@ class TrainedModel:
     # the SGD steps (forward, backward, update), the work a bare training loop does.
     train_seconds: float = dataclasses.field(metadata={"digest": False})
     from_cache: bool = dataclasses.field(default=False, metadata={"digest": False})
-    snapshots: dict[str, torch.Tensor] = dataclasses.field(default_factory=dict)
+    snapshots: Mapping[str, torch.Tensor] = dataclasses.field(default_factory=dict)
     grad_norms: dict[str, list[float]] = dataclasses.field(default_factory=dict)
     step_seconds: float = dataclasses.field(default=0.0, metadata={"digest": False})
 
@@ -345,7 +347,7 @@ def load_or_train_all(
             hit = cache.load(key)
             problem = _mismatch(hit[1], mc, tc) if hit is not None else None
             if hit is not None and problem is None:
-                out[key] = _from_entry(*hit, mc, tc, was_cached=True)
+                out[key] = _from_entry(*hit, mc, tc, was_cached=True, stored=(cache, key))
             else:
                 if problem is not None:
                     cache.discard(key, problem)
@@ -363,7 +365,8 @@ def load_or_train_all(
                 # that cannot be written (one warning, from save) gives the run uncached.
                 stored = cache.save(key, tensors, meta) and cache.load(key)
                 entry = stored or (tensors, meta)
-                out[key] = _from_entry(*entry, run.model_config, run.train_config, was_cached=False)
+                where = (cache, key) if stored else None
+                out[key] = _from_entry(*entry, run.model_config, run.train_config, was_cached=False, stored=where)
     return [out[key] for key in keys]
 
 
@@ -392,6 +395,11 @@ def _entry(run: TrainedModel, recorder: ActivationRecorder, data: Dataset) -> tu
     return tensors, meta
 
 
+def _read_snapshots(cache: ModelCache, key: str, names: Sequence[str]) -> dict[str, torch.Tensor] | None:
+    entry = cache.load(key)
+    return None if entry is None else {n: entry[0][f"{SNAPSHOT}{n}"] for n in names if f"{SNAPSHOT}{n}" in entry[0]}
+
+
 def _mismatch(meta: dict, model_config: ModelConfig, train_config: TrainConfig) -> str | None:
     for name, config in (("model_config", model_config), ("train_config", train_config)):
         if meta.get(name) != _as_json(config):
@@ -399,11 +407,16 @@ def _mismatch(meta: dict, model_config: ModelConfig, train_config: TrainConfig) 
     return None
 
 
-def _from_entry(tensors, meta, model_config: ModelConfig, train_config: TrainConfig, was_cached: bool):
+def _from_entry(tensors, meta, model_config: ModelConfig, train_config: TrainConfig, was_cached: bool,
+                stored: tuple[ModelCache, str] | None = None):
+    """A :class:`TrainedModel` from a cache entry; with ``stored`` (the cache and key it is
+    kept under) its snapshots stay on disk and are read when asked for."""
     model = make_model(model_config)
     model.load_state_dict({k.removeprefix(MODEL): v for k, v in tensors.items() if k.startswith(MODEL)})
     model.to(train_config.device).eval()
     snapshots = {name: tensors[f"{SNAPSHOT}{name}"] for name in model_config.layer_names}
+    if stored is not None:
+        snapshots = StoredSnapshots(snapshots, functools.partial(_read_snapshots, *stored, model_config.layer_names))
     return TrainedModel(
         model,
         model_config,

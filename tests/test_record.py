@@ -83,3 +83,48 @@ def test_load_or_train_caches_snapshots_and_gradients(data, tmp_cache):
     for name in config.layer_names:
         assert torch.equal(first.snapshots[name], again.snapshots[name])
     assert again.grad_norms == first.grad_norms and len(again.grad_norms["out.weight"]) == 2
+
+
+def test_cached_snapshots_are_read_when_asked_for_not_held(data, tmp_cache):
+    """Runs from the cache keep their snapshots on disk: keyed by content, read on demand, at most KEEP held."""
+    from mnistlab.build.memo import digest
+    from mnistlab.record import StoredSnapshots, snapshot_digest
+
+    config = ModelConfig(hidden=(8, 4))
+    runs = [load_or_train(config, TrainConfig(epochs=1, seed=s), data, cache=tmp_cache, progress=False)
+            for s in range(StoredSnapshots.KEEP + 2)]
+    StoredSnapshots._kept.clear()
+    assert all(isinstance(r.snapshots, StoredSnapshots) for r in runs)
+    digests = [digest(r) for r in runs]  # keying a run (as results are memoised) reads no snapshots
+    assert len(set(digests)) == len(runs) and not StoredSnapshots._kept
+    recorded = []
+    for r in runs:
+        recorder = ActivationRecorder(data.x_test, config.layer_names)
+        train(config, r.train_config, data, callbacks=[recorder], progress=False)
+        recorded.append(recorder.snapshots)
+        assert all(torch.equal(r.snapshots[n], recorder.snapshots[n]) for n in config.layer_names)
+        assert len(StoredSnapshots._kept) <= StoredSnapshots.KEEP
+    assert [r.snapshots.digest for r in runs] == [snapshot_digest(s) for s in recorded]
+    with pytest.raises(KeyError, match="no snapshots of 'fc9_post'; recorded: \\['fc1_post', 'fc2_post'\\]"):
+        runs[0].snapshots["fc9_post"]
+
+
+def test_snapshots_of_a_removed_or_replaced_entry_are_an_error(data, tmp_cache):
+    import shutil
+
+    from mnistlab.cache import ENTRY_SHA
+    from mnistlab.record import StoredSnapshots
+    from mnistlab.train import SNAPSHOT, model_key
+
+    config, tc = ModelConfig(hidden=(8, 4)), TrainConfig(epochs=1)
+    run = load_or_train(config, tc, data, cache=tmp_cache, progress=False)
+    key = model_key(config, tc, data)
+    tensors, meta = tmp_cache.load(key)
+    tensors[f"{SNAPSHOT}fc1_post"] = tensors[f"{SNAPSHOT}fc1_post"] + 1  # other numbers under the same key
+    tmp_cache.save(key, tensors, {k: v for k, v in meta.items() if k != ENTRY_SHA})
+    StoredSnapshots._kept.clear()
+    with pytest.raises(RuntimeError, match="removed or changed after the run was loaded; load the run again"):
+        run.snapshots["fc1_post"]
+    shutil.rmtree(tmp_cache.path(key))
+    with pytest.raises(RuntimeError, match="removed or changed"):
+        run.snapshots["fc2_post"]
