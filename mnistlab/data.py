@@ -289,7 +289,7 @@ def _load_full_mnist(config: DataConfig) -> Dataset:
     searched = _mnist_search_dirs(config)
     partial = []  # folders holding some of the files but not all: say which are missing
     for folder in searched:
-        present = [name for name, _ in MNIST_FILES.values() if find_idx(folder, name)]
+        present = [name for name in mnist_names() if find_idx(folder, name)]
         if len(present) == len(MNIST_FILES):
             return _mnist_dataset(folder)
         if present:

@@ -102,7 +102,8 @@ class StoredSnapshots(Mapping[str, torch.Tensor]):
 
     Args:
         snapshots: the run's snapshots as loaded (only their names and digest are kept).
-        read: returns the snapshots from the cache again, or None if the entry is gone.
+        read: returns the snapshots from the cache again (those it still holds of the
+            recorded names), or None if the entry is gone.
     """
 
     KEEP = 2
@@ -117,12 +118,12 @@ class StoredSnapshots(Mapping[str, torch.Tensor]):
         kept = self._kept.get(self.digest)
         if kept is None:
             found = self._read()
-            if found is None or snapshot_digest({n: found[n] for n in self._names if n in found}) != self.digest:
+            if found is None or snapshot_digest(found) != self.digest:
                 raise RuntimeError(
                     "the cache entry these snapshots come from was removed or changed after the run was loaded; "
                     "load the run again (load_or_train)"
                 )
-            kept = self._kept[self.digest] = {n: found[n] for n in self._names}
+            kept = self._kept[self.digest] = dict(found)
             while len(self._kept) > self.KEEP:
                 self._kept.popitem(last=False)
         self._kept.move_to_end(self.digest)
