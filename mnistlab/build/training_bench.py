@@ -11,6 +11,9 @@
   CPU-bound process (each in a fresh process);
 * :func:`cnn_epoch` — chapter 7's CNN: an epoch of SGD steps with the book's convolution
   (:mod:`mnistlab.conv`) against its FLOP floor, and PyTorch's own convolution beside it;
+* :func:`step_products` — the matrix products (and the batch gather) of a grouped MLP
+  step and of a CNN step alone, at the steps' own shapes: a floor no implementation with
+  these products can beat, unlike the 2048² matmul rate;
 * :func:`recording` — training with and without an activation snapshot every epoch,
   one network alone and a group of five;
 * :func:`ablation` — the batched single-unit ablation table against one image at a time.
@@ -56,6 +59,9 @@ def write_torchvision_mnist(data: Dataset, root: Path) -> None:
     arrays |= {"x_test": pixels(data.x_test), "y_test": data.y_test.to(torch.uint8).numpy()}
     for key, (name, _) in MNIST_FILES.items():
         write_idx(raw / name, arrays[key])
+
+# Chapter 7's CNN.
+CNN_CONFIG = ModelConfig(arch="cnn", channels=(8, 16), hidden=(32,))
 
 
 def textbook_epoch_seconds(data: Dataset, config: ModelConfig, tc: TrainConfig) -> float:
@@ -217,7 +223,7 @@ def cnn_epoch(data: Dataset) -> dict[str, float]:
 
     from mnistlab import conv
 
-    config, tc = ModelConfig(arch="cnn", channels=(8, 16), hidden=(32,)), TrainConfig(epochs=1)
+    config, tc = CNN_CONFIG, TrainConfig(epochs=1)
     ours = train(config, tc, data, progress=False).step_seconds
 
     def with_torch_conv(mkldnn: bool, n_threads: int) -> float:
@@ -241,6 +247,95 @@ def cnn_epoch(data: Dataset) -> dict[str, float]:
         "floor_2_s": flops / (matmul_gflops(2) * 1e9),
         "torch_plain_s": with_torch_conv(False, 1),
         "onednn_2_s": with_torch_conv(True, 2),
+    }
+
+
+def _best_seconds(step, n_steps: int, threads: int, repeats: int = 3) -> float:
+    """Fastest of ``repeats`` runs of ``n_steps`` calls of ``step`` with ``threads`` threads."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        for _ in range(20):  # warm-up
+            step()
+        best = float("inf")
+        for _ in range(repeats):
+            start = time.perf_counter()
+            for _ in range(n_steps):
+                step()
+            best = min(best, time.perf_counter() - start)
+    finally:
+        torch.set_num_threads(before)
+    return best
+
+
+def mlp_products(x_train: torch.Tensor, group: int, batch: int = 64):
+    """One grouped MLP step's matrix products and batch gather, as a function of no arguments.
+
+    The batched products of the forward pass and of the backward pass (each weight's
+    gradient, and the gradient flowing to every layer but the input), and the gather of
+    each network's own batch: no bias, ReLU, loss, autograd or update.
+    """
+    dims = [784, *ModelConfig().hidden, 10]
+    x_train = x_train.reshape(len(x_train), -1)
+    rows = torch.randint(0, len(x_train), (group, batch))
+    W = [torch.randn(group, a, b) for a, b in zip(dims, dims[1:])]
+    acts = [torch.randn(group, batch, d) for d in dims]
+
+    def step() -> None:
+        h = x_train[rows]  # (G, B, 784): each network's own images
+        for w in W:
+            h = torch.bmm(h, w)
+        grad = acts[-1]
+        for i in reversed(range(len(W))):
+            torch.bmm(acts[i].transpose(1, 2), grad)  # the weight's gradient
+            if i:
+                grad = torch.bmm(grad, W[i].transpose(1, 2))  # the gradient to the layer below
+
+    return step
+
+
+def cnn_products(batch: int = 64):
+    """One step's im2col products of chapter 7's convolutions, as a function of no arguments.
+
+    Each convolution's im2col copy and its output, weight-gradient and (for every layer
+    but the first, whose input needs no gradient) patch-gradient products: what any im2col
+    convolution pays, before pooling, the dense layers and col2im.
+    """
+    from mnistlab import conv
+
+    layers, size, c_in = [], 28, 1
+    for c_out in CNN_CONFIG.channels:
+        x = torch.rand(batch, c_in, size, size).contiguous(memory_format=torch.channels_last)
+        layers.append((x, torch.randn(c_out, c_in * 25), torch.randn(c_out), c_in > 1))
+        c_in, size = c_out, size // 2
+
+    def step() -> None:
+        for x, w, b, needs_input_grad in layers:
+            patches = conv._patches(x, 5)  # (C·k·k, B·H·W)
+            out = torch.addmm(b[:, None], w, patches)  # (O, B·H·W)
+            out @ patches.T  # the weight's gradient (the output stands in for its gradient)
+            if needs_input_grad:
+                w.T @ out  # the patches' gradient
+
+    return step
+
+
+def step_products(data: Dataset, group: int = 5, batch: int = 64) -> dict[str, float]:
+    """Seconds per epoch of a step's matrix products alone, at the shapes the step multiplies.
+
+    A grouped MLP step (per network, in a group of ``group``) and a CNN step cannot take
+    less than their products: unlike the 2048² matmul rate, a floor measured at the
+    steps' own shapes.
+    """
+    n_steps = data.n_train // batch
+    tc = TrainConfig(epochs=1)
+    return {
+        "n_train": data.n_train,
+        "group": group,
+        "skilled_s": min(skilled_epoch_seconds(data, ModelConfig(), tc) for _ in range(3)),
+        "mlp_s": _best_seconds(mlp_products(data.x_train, group, batch), n_steps, 1) / group,
+        "cnn_1_s": _best_seconds(cnn_products(batch), n_steps, 1),
+        "cnn_2_s": _best_seconds(cnn_products(batch), n_steps, 2),
     }
 
 
