@@ -60,6 +60,7 @@ def write_torchvision_mnist(data: Dataset, root: Path) -> None:
     for key, (name, _) in MNIST_FILES.items():
         write_idx(raw / name, arrays[key])
 
+
 # Chapter 7's CNN.
 CNN_CONFIG = ModelConfig(arch="cnn", channels=(8, 16), hidden=(32,))
 
