@@ -11,6 +11,9 @@ One module per concept:
 * :mod:`mnistlab.analysis` — pure functions from tensors to results
 * :mod:`mnistlab.embed` — PCA, t-SNE, UMAP and cluster scores
 * :mod:`mnistlab.interventions` — ablation, scaling and patching at hook points
+* :mod:`mnistlab.superposition` — the toy model of superposition (chapter 8)
+* :mod:`mnistlab.dictionary` — sparse autoencoders on a layer's activations (chapter 8)
+* :mod:`mnistlab.features` — what an SAE's features are worth and what they cause (chapter 8)
 * :mod:`mnistlab.compare` — the same measures for every trained variant
 * :mod:`mnistlab.plots` and :mod:`mnistlab.style` — figures, apart from computing
 * :mod:`mnistlab.numerics` — the same arithmetic, bit for bit, on every x86-64 machine

@@ -116,3 +116,17 @@ def check_finite_number(v: float, what: str) -> float:
     if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
         raise ValueError(f"{what} must be a finite number, got {v!r}")
     return float(v)
+
+
+def check_activations(acts: torch.Tensor, what: str = "activations") -> torch.Tensor:
+    """A layer's activations as rows: a non-empty, finite (N, D) floating tensor."""
+    if not isinstance(acts, torch.Tensor):
+        raise TypeError(f"{what} must be a torch.Tensor (N, D), got {type(acts).__name__}")
+    if acts.ndim != 2 or 0 in acts.shape:
+        raise ValueError(
+            f"{what} must be a non-empty 2-D tensor (N, D), one row per input, got {tuple(acts.shape)}"
+            + (" (flatten conv maps with .flatten(1))" if acts.ndim > 2 else "")
+        )
+    if not acts.is_floating_point():
+        raise TypeError(f"{what} must be floating point, got dtype {acts.dtype}")
+    return check_finite(acts, what)

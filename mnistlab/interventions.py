@@ -367,6 +367,28 @@ def ablation_table(
     return AblationTable(res.base, res.per_class, res.accuracy, res.base_accuracy)
 
 
+def edit_table(
+    model: nn.Module, x: torch.Tensor, labels: torch.Tensor, layer: str, edits: Sequence[Edit],
+    n_classes: int = N_CLASSES,
+) -> AblationTable:
+    """Per-class accuracy with each of ``edits`` applied at ``layer`` on its own: row ``i`` is edit ``i``.
+
+    The table :func:`ablation_table` makes for single units, for any edits (units chosen
+    per digit, or directions of a dictionary): one edited run each.
+    """
+    labels = check_labels(labels, len(x), "edit_table's labels", n_classes)
+    counts = torch.bincount(labels, minlength=n_classes).to(torch.float64)  # (C,)
+    base_preds = run_edited(model, x, {layer: []}).argmax(1)
+    preds = torch.stack([run_edited(model, x, {layer: e}).argmax(1) for e in edits])  # (E, N)
+    per_class = _per_class_correct(preds, labels, n_classes) / counts  # (E, C)
+    return AblationTable(
+        _per_class_correct(base_preds, labels, n_classes) / counts,
+        per_class,
+        (preds == labels).to(torch.float64).mean(1),
+        (base_preds == labels).to(torch.float64).mean().item(),
+    )
+
+
 def pruning_curve(
     model: nn.Module, x: torch.Tensor, labels: torch.Tensor, layer: str, order: torch.Tensor
 ) -> torch.Tensor:

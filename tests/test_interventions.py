@@ -100,6 +100,19 @@ def test_ablation_table_equals_single_runs(model, batch):
     torch.testing.assert_close(mean_table.ablated[7], analysis.per_class_accuracy(preds, y))
 
 
+def test_edit_table_equals_the_ablation_table_for_unit_ablations(model, batch):
+    x, y = batch
+    units = [0, 7, 11]
+    table = iv.edit_table(model, x, y, "fc1_post", [iv.zero_ablation(u) for u in units])
+    reference = iv.ablation_table(model, x, y, "fc1_post")
+    torch.testing.assert_close(table.ablated, reference.ablated[units])
+    torch.testing.assert_close(table.accuracy, reference.accuracy[units])
+    torch.testing.assert_close(table.base, reference.base)
+    assert table.base_accuracy == reference.base_accuracy
+    with pytest.raises(ValueError, match="labels"):
+        iv.edit_table(model, x, y[:-1], "fc1_post", [iv.zero_ablation(0)])
+
+
 def test_patching_effects_match_single_patches(model, batch):
     x, _ = batch
     clean, corrupt = x[:10], x[10:20]

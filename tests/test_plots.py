@@ -24,6 +24,7 @@ from mnistlab.scalar import Value  # noqa: E402
 
 g = torch.Generator().manual_seed(0)
 LAYERS = ("fc1_post", "fc2_post")
+SWEEP_MEASURES = ("L0", "explained variance", "loss recovered (mean)", "loss recovered (zero)", "dead", "dense")
 
 
 def rand(*shape):
@@ -45,6 +46,11 @@ def profile():
 def subspaces():
     scores = SimpleNamespace(ks=torch.tensor([2, 4]), chosen=rand(2), random=rand(2, 6))
     return {layer: {"highest SI": scores, "covering": scores} for layer in LAYERS}
+
+
+def phase():
+    return SimpleNamespace(sparsities=torch.tensor([0.0, 0.9]), importances=torch.tensor([0.5, 1.0, 2.0]),
+                           outcomes=torch.tensor([[0, -1, 1], [2, 2, 2]]))
 
 
 # name: (arguments, keyword arguments, panels (rows, cols) or None for one panel / a card)
@@ -99,6 +105,12 @@ CASES = {
     "variant_selectivity": (({layer: {"baseline": rand(8), "dropout": rand(8)} for layer in LAYERS},
                              {"baseline": [1, 2], "dropout": [0, 1]}), {}, (1, 3)),
     "robustness": (({"fc1_post": ([0, 2, 4], rand(3, 5), 32), "fc2_post": ([0, 2, 4], rand(3, 5), 16)},), {}, None),
+    "toy_columns": ((2 * rand(2, 5) - 1,), {"title": "S = 0.9"}, None),
+    "toy_columns_grid": (({"S = 0": 2 * rand(2, 5) - 1, "S = 0.5": 2 * rand(2, 5) - 1, "S = 0.9": 2 * rand(2, 5) - 1},),
+                         {"ncols": 2}, (2, 2)),
+    "phase_diagram": ((phase(),), {}, None),
+    "sae_sweep": (({l1: {m: float(v) for m, v in zip(SWEEP_MEASURES, rand(6))} for l1 in (0.1, 0.3, 1.0)},),
+                  {"chosen": 0.3}, (1, 4)),
 }
 
 
@@ -180,3 +192,8 @@ def test_no_colour_means_two_things():
             assert c not in seen, f"{c} means both {seen[c]} and {meaning}"
             seen[c] = meaning
     assert np.array(style.DIGIT_COLORS).shape == (10,)
+
+
+def test_sae_sweep_names_a_missing_measure():
+    with pytest.raises(KeyError, match="lacks.*'dense'"):
+        plots.sae_sweep({0.1: {m: 0.5 for m in SWEEP_MEASURES[:-1]}})

@@ -6,11 +6,12 @@ layer's, a rule's, a split's or a highlight.
 
 One module per part of the book: :mod:`~mnistlab.plots.training` (chapters 1–2),
 :mod:`~mnistlab.plots.dynamics` (chapter 3), :mod:`~mnistlab.plots.selectivity`
-(chapter 4), :mod:`~mnistlab.plots.interventions` (chapter 5) and
-:mod:`~mnistlab.plots.variants` (chapters 6–7); every figure is also importable from
-here, as ``plots.confusion_matrix``.
+(chapter 4), :mod:`~mnistlab.plots.interventions` (chapter 5),
+:mod:`~mnistlab.plots.variants` (chapters 6–7), :mod:`~mnistlab.plots.superposition` and
+:mod:`~mnistlab.plots.dictionary` (chapter 8); every figure is also importable from here, as ``plots.confusion_matrix``.
 """
 
+from mnistlab.plots.dictionary import sae_sweep
 from mnistlab.plots.dynamics import (
     activation_ridges,
     channel_peaks,
@@ -40,6 +41,7 @@ from mnistlab.plots.selectivity import (
     selectivity_summary,
     subspace_silhouettes,
 )
+from mnistlab.plots.superposition import phase_diagram, toy_columns, toy_columns_grid
 from mnistlab.plots.training import (
     computation_graph,
     confusion_matrix,
@@ -93,4 +95,8 @@ __all__ = [
     "si_distributions",
     "variant_selectivity",
     "robustness",
+    "toy_columns",
+    "toy_columns_grid",
+    "phase_diagram",
+    "sae_sweep",
 ]

@@ -143,16 +143,18 @@ def subspace_silhouettes(results: Mapping[str, Mapping[str, object]], ax: Panels
 
 
 def neuron_card(layer: str, profile, images: torch.Tensor, labels: torch.Tensor,
-                weights: torch.Tensor | None = None, ax: Axes | None = None) -> Figure:
+                weights: torch.Tensor | None = None, ax: Axes | None = None, noun: str = "unit") -> Figure:
     """A one-figure summary of one unit: what drives it, how selective it is, what it looks at.
 
     Args:
         layer: the hook point name, for the title.
         profile: a :class:`mnistlab.analysis.UnitProfile`.
         images, labels: the inputs the profile was computed on (to show its top inputs).
-        weights: the unit's incoming pixel weights (784,), for a first-layer unit.
+        weights: the unit's incoming pixel weights (784,), for a first-layer unit, or any
+            pixel image of what it reads (a dictionary feature's direction in pixel space).
         ax: a subplot of a larger figure to lay the card out in (it takes that subplot's
             place), or None for a figure of its own.
+        noun: what the card shows, for its title (``"unit"``, ``"feature"``).
     """
     style.apply()
     k = len(profile.top_inputs)
@@ -172,14 +174,14 @@ def neuron_card(layer: str, profile, images: torch.Tensor, labels: torch.Tensor,
     ax_bar.bar(range(len(means)), means, color=style.DIGIT_COLORS[: len(means)])
     ax_bar.set(xlabel="digit", ylabel="mean activation", xticks=range(len(means)))
     si = "undefined (dead)" if np.isnan(profile.selectivity) else f"{profile.selectivity:.2f}"
-    ax_bar.set_title(f"{layer} unit {profile.unit}: selectivity {si}, fires on {profile.firing_rate:.0%}",
+    ax_bar.set_title(f"{layer} {noun} {profile.unit}: selectivity {si}, fires on {profile.firing_rate:.0%}",
                      loc="left", fontsize=10)
     if weights is not None:
         ax_w = fig.add_subplot(grid[0, -2:])
         w = np.asarray(weights, dtype=np.float32).reshape(28, 28)
         lim = np.abs(w).max()
         ax_w.imshow(w, cmap=style.DIVERGING, vmin=-lim, vmax=lim)
-        ax_w.set_title("incoming weights", fontsize=9)
+        ax_w.set_title("incoming weights" if noun == "unit" else "direction in pixel space", fontsize=9)
         ax_w.axis("off")
     imgs = _as_images(images[profile.top_inputs])
     for i in range(k):
