@@ -202,6 +202,7 @@ def train_sae(acts: torch.Tensor, config: SAEConfig = SAEConfig()) -> TrainedSAE
     Deterministic: the initial dictionary and the batch order come from a generator
     seeded with ``config.seed`` (the global one is not touched), so the same
     activations and config give the same bits (under the same :func:`mnistlab.numerics.pin`).
+    It trains on the device ``acts`` are on, and returns the SAE there.
 
     The dictionary starts random (unit columns, encoder = its transpose) and ``b_dec``
     at the data's mean. The gradients are written out by hand (:func:`_loss_and_grads`)
@@ -223,7 +224,7 @@ def train_sae(acts: torch.Tensor, config: SAEConfig = SAEConfig()) -> TrainedSAE
     if not sigma > 0:
         raise ValueError(f"train_sae's activations are the same on all {n} rows: there is nothing to explain")
     x = acts / sigma  # (N, D): the loss in units of the data's spread
-    sae = SparseAutoencoder(d, config.width, generator=gen)
+    sae = SparseAutoencoder(d, config.width, generator=gen).to(acts.device)  # trained where acts are
     with torch.no_grad():
         sae.b_dec.copy_(mean / sigma)  # start at the mean: the first reconstruction explains nothing, no worse
     flat = torch.cat([p.detach().flatten() for p in sae.parameters()])  # W_enc, b_enc, W_dec, b_dec
@@ -233,8 +234,8 @@ def train_sae(acts: torch.Tensor, config: SAEConfig = SAEConfig()) -> TrainedSAE
     # Pass after pass over the data, each in a new random order, cut into batches.
     total = config.steps * config.batch_size
     passes = [torch.randperm(n, generator=gen) for _ in range(-(-total // n))]
-    order = torch.cat(passes)[:total].view(config.steps, config.batch_size)  # (steps, B)
-    losses = torch.empty(config.steps)
+    order = torch.cat(passes)[:total].view(config.steps, config.batch_size).to(acts.device)  # (steps, B)
+    losses = torch.empty(config.steps, device=acts.device)
     start = time.perf_counter()
     for step in range(config.steps):
         losses[step] = _loss_and_grads(params, grads, x.index_select(0, order[step]), config.l1)
@@ -254,7 +255,7 @@ def train_sae(acts: torch.Tensor, config: SAEConfig = SAEConfig()) -> TrainedSAE
         # Back to the layer's own units: f and x̂ scale with x, the directions do not.
         sae.b_enc.mul_(sigma)
         sae.b_dec.mul_(sigma)
-    return TrainedSAE(sae.eval(), config, losses, seconds)
+    return TrainedSAE(sae.eval(), config, losses.cpu(), seconds)
 
 
 def _views(flat: torch.Tensor, d: int, width: int) -> tuple[torch.Tensor, ...]:
@@ -329,7 +330,8 @@ def load_or_train_sae(
     every entry against its SHA-256 when it is read; a damaged one is reported, deleted
     and trained again, never served. SAEs are kept with the analysis results, under
     ``<root>/results/`` of ``cache`` (default: ``$MNISTLAB_CACHE``), since they are made
-    from activations rather than from data.
+    from activations rather than from data. The SAE returned is on the CPU, wherever it
+    was trained (:func:`train_sae` trains where ``acts`` are).
 
     >>> import tempfile
     >>> acts = torch.rand(200, 6, generator=torch.Generator().manual_seed(0))
@@ -348,7 +350,7 @@ def load_or_train_sae(
 
     def build() -> tuple[dict[str, torch.Tensor], dict]:
         run = train_sae(acts, config)
-        tensors = {f"{SAE}{k}": v.detach() for k, v in run.sae.state_dict().items()}
+        tensors = {f"{SAE}{k}": v.detach().cpu() for k, v in run.sae.state_dict().items()}
         tensors[LOSSES] = run.losses
         meta = {"sae_config": expected, "d_in": acts.shape[1], "seconds": run.seconds}
         return tensors, meta

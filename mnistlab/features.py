@@ -166,7 +166,7 @@ def steered_to(
     """
     labels = check_labels(labels, len(x), "steered_to's labels")
     preds = interventions.run_edited(model, x, {layer: feature_edit(sae, acts, feature, factor)}).argmax(1)
-    others = (sae.encode(acts.float())[:, feature] > 0) & (labels != target)  # (N,)
+    others = (sae.encode(acts.float())[:, feature] > 0).cpu() & (labels.cpu() != target)  # (N,), where preds are
     return Steering(int(others.sum()), int((preds[others] == target).sum()))
 
 
@@ -254,8 +254,8 @@ def match_features(dec_a: torch.Tensor, dec_b: torch.Tensor, one_to_one: bool = 
         raise ValueError(
             f"dec_a and dec_b must be directions in one space: got D = {dec_a.shape[0]} and D = {dec_b.shape[0]} rows"
         )
-    a = F.normalize(dec_a.detach().double(), dim=0)
-    b = F.normalize(dec_b.detach().double(), dim=0)
+    a = F.normalize(dec_a.detach().cpu().double(), dim=0)
+    b = F.normalize(dec_b.detach().cpu().double(), dim=0)
     cos = a.T @ b  # (k_a, k_b)
     if not one_to_one:
         return cos.max(1).values.float()
