@@ -14,6 +14,9 @@ One module per concept:
 * :mod:`mnistlab.superposition` — the toy model of superposition (chapter 8)
 * :mod:`mnistlab.dictionary` — sparse autoencoders on a layer's activations (chapter 8)
 * :mod:`mnistlab.features` — what an SAE's features are worth and what they cause (chapter 8)
+* :mod:`mnistlab.attribution` — pixel attributions of a class's score (chapter 9)
+* :mod:`mnistlab.sanity` — sanity checks and faithfulness of attribution maps (chapter 9)
+* :mod:`mnistlab.visualise` — the input a unit likes best (chapter 9)
 * :mod:`mnistlab.compare` — the same measures for every trained variant
 * :mod:`mnistlab.plots` and :mod:`mnistlab.style` — figures, apart from computing
 * :mod:`mnistlab.numerics` — the same arithmetic, bit for bit, on every x86-64 machine

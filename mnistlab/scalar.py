@@ -228,6 +228,26 @@ class ScalarMLP:
     def parameters(self) -> list[Value]:
         return [p for layer in self.layers for p in layer.parameters()]
 
+    def input_gradients(self, points: Sequence[Sequence[float]]) -> list[list[float]]:
+        """∂ output₀ / ∂ input at each point, by this engine's own backward pass.
+
+        The parameters' gradients are left as they were (backward also reaches them).
+
+        >>> mlp = ScalarMLP(1, [1], seed=0)  # a linear neuron: the gradient is its weight
+        >>> mlp.input_gradients([[0.0], [5.0]]) == [[mlp.parameters()[0].data]] * 2
+        True
+        """
+        params = self.parameters()
+        kept = [p.grad for p in params]
+        grads = []
+        for point in points:
+            inputs = [Value(float(v)) for v in point]
+            self(inputs)[0].backward()
+            grads.append([v.grad for v in inputs])
+        for p, g in zip(params, kept):
+            p.grad = g
+        return grads
+
     def zero_grad(self) -> None:
         for p in self.parameters():
             p.grad = 0.0

@@ -109,6 +109,18 @@ CASES = {
     "toy_columns_grid": (({"S = 0": 2 * rand(2, 5) - 1, "S = 0.5": 2 * rand(2, 5) - 1, "S = 0.9": 2 * rand(2, 5) - 1},),
                          {"ncols": 2}, (2, 2)),
     "phase_diagram": ((phase(),), {}, None),
+    "attribution_grid": (
+        (rand(2, 784), {"gradient": 2 * rand(2, 784) - 1, "occlusion": rand(2, 784)}, ["7 → 7", "3 → 5"]), {}, (2, 3)
+    ),
+    "completeness": (((4, 16, 64), rand(3, 20) / 10), {"chosen": 64}, None),
+    "sanity_curves": (({m: {"gradient": rand(3, 8), "SmoothGrad": rand(3, 8)} for m in ("Spearman", "SSIM")},
+                       ["out", "out, fc2", "shuffled labels"]), {}, (1, 2)),
+    "faithfulness": (
+        (torch.linspace(0, 1, 5), {k: {"IG": rand(4, 5), "random": rand(4, 5)} for k in ("deletion", "insertion")}),
+        {},
+        (1, 2),
+    ),
+    "visualisation_grid": (({f"unit {u}": 3 * rand(784) - 1 for u in range(5)},), {"ncols": 3}, (2, 3)),
     "sae_sweep": (({l1: {m: float(v) for m, v in zip(SWEEP_MEASURES, rand(6))} for l1 in (0.1, 0.3, 1.0)},),
                   {"chosen": 0.3}, (1, 4)),
 }
@@ -197,3 +209,8 @@ def test_no_colour_means_two_things():
 def test_sae_sweep_names_a_missing_measure():
     with pytest.raises(KeyError, match="lacks.*'dense'"):
         plots.sae_sweep({0.1: {m: 0.5 for m in SWEEP_MEASURES[:-1]}})
+
+
+def test_attribution_grid_needs_a_title_and_a_map_per_image():
+    with pytest.raises(ValueError, match="one title and one map per image"):
+        plots.attribution_grid(rand(2, 784), {"gradient": rand(3, 784)}, ["a", "b"])

@@ -152,3 +152,17 @@ def test_neuron_rejects_wrong_input_length():
     mlp = ScalarMLP(2, [1])
     with pytest.raises(ValueError, match="expects 2 inputs, got 3"):
         mlp([1.0, 2.0, 3.0])
+
+
+def test_input_gradients_equal_torch_autograd_and_leave_parameter_gradients_alone():
+    from mnistlab.scalar import ScalarMLP, to_torch
+
+    mlp = ScalarMLP(2, [5, 4, 1], seed=3)
+    for p in mlp.parameters():
+        p.grad = 0.25
+    points = [[0.3, -1.2], [1.5, 0.7], [-0.4, 0.1]]
+    ours = torch.tensor(mlp.input_gradients(points), dtype=torch.float64)
+    x = torch.tensor(points, dtype=torch.float64, requires_grad=True)
+    to_torch(mlp)(x)[:, 0].sum().backward()
+    torch.testing.assert_close(ours, x.grad, rtol=0, atol=1e-12)
+    assert all(p.grad == 0.25 for p in mlp.parameters())

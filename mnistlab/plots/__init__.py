@@ -8,9 +8,11 @@ One module per part of the book: :mod:`~mnistlab.plots.training` (chapters 1–2
 :mod:`~mnistlab.plots.dynamics` (chapter 3), :mod:`~mnistlab.plots.selectivity`
 (chapter 4), :mod:`~mnistlab.plots.interventions` (chapter 5),
 :mod:`~mnistlab.plots.variants` (chapters 6–7), :mod:`~mnistlab.plots.superposition` and
-:mod:`~mnistlab.plots.dictionary` (chapter 8); every figure is also importable from here, as ``plots.confusion_matrix``.
+:mod:`~mnistlab.plots.dictionary` (chapter 8) and :mod:`~mnistlab.plots.attribution`
+(chapter 9); every figure is also importable from here, as ``plots.confusion_matrix``.
 """
 
+from mnistlab.plots.attribution import attribution_grid, completeness, faithfulness, sanity_curves, visualisation_grid
 from mnistlab.plots.dictionary import sae_sweep
 from mnistlab.plots.dynamics import (
     activation_ridges,
@@ -99,4 +101,9 @@ __all__ = [
     "toy_columns_grid",
     "phase_diagram",
     "sae_sweep",
+    "attribution_grid",
+    "completeness",
+    "sanity_curves",
+    "faithfulness",
+    "visualisation_grid",
 ]
