@@ -17,6 +17,8 @@ One module per concept:
 * :mod:`mnistlab.attribution` — pixel attributions of a class's score (chapter 9)
 * :mod:`mnistlab.sanity` — sanity checks and faithfulness of attribution maps (chapter 9)
 * :mod:`mnistlab.visualise` — the input a unit likes best (chapter 9)
+* :mod:`mnistlab.probes`, :mod:`mnistlab.similarity`, :mod:`mnistlab.circuits` — linear probes,
+  representational similarity and unit matching, circuits read from the weights
 * :mod:`mnistlab.compare` — the same measures for every trained variant
 * :mod:`mnistlab.plots` and :mod:`mnistlab.style` — figures, apart from computing
 * :mod:`mnistlab.numerics` — the same arithmetic, bit for bit, on every x86-64 machine
