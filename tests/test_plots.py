@@ -21,6 +21,7 @@ from matplotlib.figure import Figure  # noqa: E402
 
 from mnistlab import plots, style  # noqa: E402
 from mnistlab.scalar import Value  # noqa: E402
+from mnistlab.stats import Estimate  # noqa: E402
 
 g = torch.Generator().manual_seed(0)
 LAYERS = ("fc1_post", "fc2_post")
@@ -121,6 +122,14 @@ CASES = {
         (1, 2),
     ),
     "visualisation_grid": (({f"unit {u}": 3 * rand(784) - 1 for u in range(5)},), {"ncols": 3}, (2, 3)),
+    "probe_accuracies": (
+        ({k: Estimate(0.9, 0.88, 0.92, 1000, "images", "Wilson") for k in ("pixels", "fc1_post")},
+         {"pixels": 0.5, "fc1_post": 0.2}),
+        {},
+        None,
+    ),
+    "similarity_matrices": (({"a": rand(3, 3), "b": rand(3, 2)}, {"a": "xyz", "b": "xyz"}, {"a": "xyz", "b": "uv"}), {},
+                            (1, 2)),
     "sae_sweep": (({l1: {m: float(v) for m, v in zip(SWEEP_MEASURES, rand(6))} for l1 in (0.1, 0.3, 1.0)},),
                   {"chosen": 0.3}, (1, 4)),
 }

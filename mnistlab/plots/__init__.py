@@ -8,8 +8,9 @@ One module per part of the book: :mod:`~mnistlab.plots.training` (chapters 1–2
 :mod:`~mnistlab.plots.dynamics` (chapter 3), :mod:`~mnistlab.plots.selectivity`
 (chapter 4), :mod:`~mnistlab.plots.interventions` (chapter 5),
 :mod:`~mnistlab.plots.variants` (chapters 6–7), :mod:`~mnistlab.plots.superposition` and
-:mod:`~mnistlab.plots.dictionary` (chapter 8) and :mod:`~mnistlab.plots.attribution`
-(chapter 9); every figure is also importable from here, as ``plots.confusion_matrix``.
+:mod:`~mnistlab.plots.dictionary` (chapter 8), :mod:`~mnistlab.plots.attribution`
+(chapter 9) and :mod:`~mnistlab.plots.similarity` (chapter 10); every figure is also
+importable from here, as ``plots.confusion_matrix``.
 """
 
 from mnistlab.plots.attribution import attribution_grid, completeness, faithfulness, sanity_curves, visualisation_grid
@@ -43,6 +44,7 @@ from mnistlab.plots.selectivity import (
     selectivity_summary,
     subspace_silhouettes,
 )
+from mnistlab.plots.similarity import probe_accuracies, similarity_matrices
 from mnistlab.plots.superposition import phase_diagram, toy_columns, toy_columns_grid
 from mnistlab.plots.training import (
     computation_graph,
@@ -106,4 +108,6 @@ __all__ = [
     "sanity_curves",
     "faithfulness",
     "visualisation_grid",
+    "probe_accuracies",
+    "similarity_matrices",
 ]
