@@ -5,7 +5,8 @@ and handed to the text through these two functions, so the prose can only say wh
 the build measured:
 
 * :func:`value` — a number for ``{glue:text}`name:.1%``` in the prose;
-* :func:`figure` — a figure for a ``{glue:figure}`` directive with a caption.
+* :func:`figure` — a figure for a ``{glue:figure}`` directive with a caption, rendered
+  for both of the book's colour modes (:mod:`mnistlab.render`).
 
 Outside a book build (in Colab, say, without myst-nb) both still work: a figure is
 shown in the notebook, and a value is simply not registered. Both return nothing, so a
@@ -17,6 +18,8 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
+
+from mnistlab import render
 
 
 def _myst_glue():
@@ -67,14 +70,15 @@ def figure(name: str, fig: Figure) -> None:
     """Show ``fig`` in the notebook and register it under ``name`` for ``{glue:figure}``.
 
     The cell's own output is hidden in the book (tag it ``remove-output``); the book
-    shows the figure where the directive places it, with its caption. The figure is
-    closed afterwards so the notebook shows it once.
+    shows the figure where the directive places it, with its caption, in the rendering
+    for the page's colour mode (:func:`mnistlab.render.render`). The figure is closed
+    afterwards so the notebook shows it once.
     """
     if not isinstance(fig, Figure):
         raise TypeError(f"glue.figure needs a matplotlib Figure, got {type(fig).__name__}")
     glue = _myst_glue()
     if glue is not None:
-        glue(name, fig, display=True)
+        glue(name, render.Rendered(fig), display=True)
     else:
         from IPython.display import display
 
