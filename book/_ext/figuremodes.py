@@ -53,7 +53,8 @@ def _both_modes(app, doctree) -> None:
 
 
 def _static(app):
-    app.config.html_static_path.append(str(STATIC))
+    if str(STATIC) not in app.config.html_static_path:
+        app.config.html_static_path.append(str(STATIC))
 
 
 def setup(app):
