@@ -6,6 +6,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import jupytext
@@ -182,6 +183,13 @@ def test_first_code_cell_installs_mnistlab_on_colab_only(name):
     assert "remove-cell" in first.metadata.get("tags", []), "the install cell must be hidden from the book"
     assert 'if "google.colab" in sys.modules:' in first.source
     assert f"git+{repo}@{branch}" in first.source, "the install cell must name the repository of _config.yml"
+    # What pip is given is a valid requirement for this project, with extras it defines.
+    from packaging.requirements import Requirement
+
+    (spec,) = re.findall(r'package = "([^"]+)"', first.source)
+    req = Requirement(spec)
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert req.name == "mnistlab" and req.url == f"git+{repo}@{branch}" and req.extras <= set(extras), spec
 
 
 def test_launch_buttons_and_binder_environment():
@@ -192,6 +200,65 @@ def test_launch_buttons_and_binder_environment():
         assert (BOOK / f"{name}.ipynb").exists(), f"the launch buttons of {name} need its paired notebook"
     requirements = (ROOT / ".binder" / "requirements.txt").read_text()
     assert "download.pytorch.org/whl/cpu" in requirements and ".[book]" in requirements
+
+
+def _pins() -> dict[str, str]:
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    pins = {}
+    for line in (ROOT / ".binder" / "requirements.txt").read_text().splitlines():
+        if not line.strip() or line.startswith(("#", "--")) or line.startswith("."):
+            continue
+        req = Requirement(line)
+        (spec,) = req.specifier
+        assert spec.operator == "==" and not req.marker and not req.url, f"not an exact pin: {line!r}"
+        pins[canonicalize_name(req.name)] = spec.version
+    return pins
+
+
+def test_binder_lock_pins_everything_the_book_needs_consistently():
+    """`.binder/requirements.txt` is the lock `python -m mnistlab.build.lock` writes: every distribution
+    mnistlab[book] needs, exactly pinned, each pin allowed by pyproject.toml and by what the other
+    pinned distributions require (read from those installed here at the pinned version)."""
+    from importlib import metadata
+
+    from packaging.requirements import Requirement
+    from packaging.specifiers import SpecifierSet
+    from packaging.utils import canonicalize_name
+    from packaging.version import Version
+
+    from mnistlab.build import lock
+
+    pins = _pins()
+    needed = lock.closure()
+    assert set(pins) == set(needed), (
+        f"the lock is stale (python -m mnistlab.build.lock > .binder/requirements.txt): missing "
+        f"{sorted(set(needed) - set(pins))}, not needed {sorted(set(pins) - set(needed))}")
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = [Requirement(r) for r in project["dependencies"] + project["optional-dependencies"]["book"]]
+    conflicts = []
+    for req in wanted:
+        key = canonicalize_name(req.name)
+        if key in pins and not req.specifier.contains(Version(pins[key]), prereleases=True):
+            conflicts.append(f"pyproject wants {req}, the lock pins {pins[key]}")
+    checked = 0
+    for name, version in pins.items():
+        try:
+            if metadata.version(name) != version:
+                continue  # only an installed distribution of the pinned version says what it requires
+        except metadata.PackageNotFoundError:
+            continue
+        checked += 1
+        for req in lock._requirements(name, ()):
+            key = canonicalize_name(req.name)
+            if key in pins and not req.specifier.contains(Version(pins[key]), prereleases=True):
+                conflicts.append(f"{name}=={version} wants {req}, the lock pins {pins[key]}")
+    assert not conflicts, "\n".join(conflicts)
+    assert checked >= len(pins) // 2, f"only {checked} of {len(pins)} pins are installed here at their pinned version"
+    python = (ROOT / ".binder" / "runtime.txt").read_text().strip()
+    assert python == "python-3.11" and Version("3.11") in SpecifierSet(project["requires-python"]), (
+        f"Binder's {python} must satisfy requires-python {project['requires-python']}")
 
 
 def test_publish_workflow_builds_with_full_mnist_and_deploys_only_from_main():
