@@ -21,6 +21,9 @@ One module per concept:
   representational similarity and unit matching, circuits read from the weights
 * :mod:`mnistlab.compare` — the same measures for every trained variant
 * :mod:`mnistlab.plots` and :mod:`mnistlab.style` — figures, apart from computing
+* :mod:`mnistlab.glue` and :mod:`mnistlab.render` — numbers and figures into the prose, each
+  figure drawn for the light and the dark page
+* :mod:`mnistlab.explorer` — a card for every unit and feature, for the unit explorer page
 * :mod:`mnistlab.numerics` — the same arithmetic, bit for bit, on every x86-64 machine
 
 Importing the package changes nothing global: a build pins the arithmetic with one

@@ -268,6 +268,10 @@ def test_publish_workflow_builds_with_full_mnist_and_deploys_only_from_main():
     build = wf["jobs"]["build"]
     assert build["env"]["MNISTLAB_DATA"] == "mnist"
     assert any("jupyter-book build book/" in step.get("run", "") for step in build["steps"])
+    # The PDF is printed by the build (book/_ext/bookpdf.py) and published with the site.
+    runs = "\n".join(step.get("run", "") for step in build["steps"])
+    assert ".[book,pdf]" in runs and "chromium" in runs and "test -s _build/html/mnistlab.pdf" in runs
+    assert any(step.get("with", {}).get("path") == "_build/html" for step in build["steps"])
     assert "pull_request" in wf["jobs"]["deploy"]["if"] and "!=" in wf["jobs"]["deploy"]["if"]
     readme_test = re.findall(r"```bash\n(.*?)\n```", (ROOT / "README.md").read_text(), re.S)[1]
     assert any(readme_test in step.get("run", "") for step in wf["jobs"]["test"]["steps"])

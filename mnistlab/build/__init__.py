@@ -5,7 +5,10 @@
 * :mod:`mnistlab.build.memo` — that results cache: a function's results kept on disk,
   keyed by the library's source, package versions, the pinned arithmetic and every
   argument's content;
-* :mod:`mnistlab.build.bench` — the benchmark (``python -m mnistlab.build.bench``).
+* :mod:`mnistlab.build.bench` — the benchmark (``python -m mnistlab.build.bench``);
+* :mod:`mnistlab.build.pdf` — the whole book as one PDF, printed from the built site by
+  headless Chromium (``python -m mnistlab.build.pdf _build/html``);
+* :mod:`mnistlab.build.lock` — Binder's pinned environment (``python -m mnistlab.build.lock``).
 
 Nothing in the teaching library imports this package.
 """
