@@ -167,7 +167,7 @@ def _digit(image: torch.Tensor) -> str:
 
 
 def _numbers(t: torch.Tensor) -> list[float | None]:
-    return [None if not np.isfinite(v) else float(f"{v:.7g}") for v in t.double().tolist()]
+    return [None if not np.isfinite(v) else float(v) for v in t.double().tolist()]
 
 
 def payload(cards: dict[str, list[Card]], images: torch.Tensor, labels: torch.Tensor, about: dict) -> dict:
@@ -175,7 +175,7 @@ def payload(cards: dict[str, list[Card]], images: torch.Tensor, labels: torch.Te
 
     ``images``, ``labels``: the test split the cards index into; each test image a card
     shows is stored once, under its index. Numbers are kept at full
-    float32 precision, seven significant digits (the page rounds them for display); NaN (a dead unit's
+    their full precision, so the page rounds for display exactly as Python's format does; NaN (a dead unit's
     selectivity) becomes null.
     """
     layers = {}
@@ -187,7 +187,7 @@ def payload(cards: dict[str, list[Card]], images: torch.Tensor, labels: torch.Te
                 "class_means": _numbers(c.class_means),
                 "selectivity": _numbers(torch.tensor([c.selectivity]))[0],
                 "auc": _numbers(c.auc),
-                "firing_rate": float(f"{c.firing_rate:.7g}"),
+                "firing_rate": float(c.firing_rate),
                 "top": {"index": c.top_inputs.tolist(), "labels": labels[c.top_inputs].tolist(),
                         "values": _numbers(c.top_values)},
                 "ablation": _numbers(c.ablation),

@@ -15,12 +15,14 @@ A screenshot of every page goes to `_build/screenshots/` beside the built site.
 """
 
 import functools
+import html as html_module
 import http.server
 import os
 import re
 import shutil
 import subprocess
 import threading
+import unicodedata
 import urllib.parse
 from pathlib import Path
 
@@ -224,6 +226,12 @@ FIGURES_JS = """
           dark: img.classList.contains("only-dark")};
 })
 """
+OPEN_TOGGLES_JS = """
+() => {
+  document.querySelectorAll(".toggle-hidden").forEach(e => e.classList.remove("toggle-hidden"));
+  document.querySelectorAll("details").forEach(d => d.open = true);
+}
+"""
 # Images in the article that are not figures drawn for both modes (they would glare or vanish).
 OTHER_IMAGES_JS = """
 () => [...document.querySelectorAll(".bd-article img:not(.mnistlab-figure)")]
@@ -294,6 +302,9 @@ def test_every_figure_is_legible_in_both_colour_modes(site):
                     page = browser.new_page(viewport={"width": 1280, "height": 900}, color_scheme=mode)
                     try:
                         page.goto(base + name, wait_until="load")
+                        page.evaluate(OPEN_TOGGLES_JS)  # the figures of hidden solutions too
+                        # The sticky header would cover the top of a figure taller than the window.
+                        page.add_style_tag(content=".bd-header, .bd-header-article, .skip-link { visibility: hidden; }")
                         page.evaluate(PAGE_STATE_JS)  # images decoded, formulas typeset
                         theme = page.evaluate("document.documentElement.dataset.theme")
                         found, n = figure_problems(page, html, mode)
@@ -310,6 +321,83 @@ def test_every_figure_is_legible_in_both_colour_modes(site):
             browser.close()
     assert checked > 1000, f"only {checked} texts were checked: the figures carry no text boxes"
     assert not problems, "\n".join(f"{k}:\n  " + "\n  ".join(v[:20]) for k, v in problems.items())
+
+
+# --- exercises and their solutions ------------------------------------------------------
+
+SOLUTIONS_JS = """
+() => {
+  const visible = e => { const r = e.getBoundingClientRect(); return r.width > 0 && r.height > 0; };
+  const exercises = [...document.querySelectorAll(".exercise.admonition")].map(e => ({
+    id: e.id, title: e.querySelector(".admonition-title").textContent.trim(),
+    links: [...e.querySelectorAll("a[href^='#']")].map(a => a.getAttribute("href").slice(1)),
+  }));
+  const solutions = [...document.querySelectorAll(".solution.admonition")].map(s => {
+    const body = s.querySelector("section") || s;
+    return {
+      id: s.id, title: s.querySelector(".admonition-title").textContent.trim(),
+      back: [...s.querySelectorAll(".admonition-title a[href^='#']")].map(a => a.getAttribute("href").slice(1)),
+      dropdown: s.classList.contains("dropdown"), shown: visible(body),
+      cells: s.querySelectorAll(".cell").length, glued: s.querySelectorAll(".pasted-text, img").length,
+    };
+  });
+  return {exercises, solutions};
+}
+"""
+
+
+def test_every_exercise_has_a_hidden_executed_solution_linked_both_ways(site):
+    """On every chapter page: as many numbered exercises as solutions; each exercise links to its
+    solution and the solution back; each solution is hidden until its title is clicked, holds
+    code that ran in the build and numbers or figures glued from it."""
+    from playwright.sync_api import sync_playwright
+
+    base, html = site
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    chapters = [c["file"] for part in toc["parts"] if part.get("numbered") for c in part["chapters"]]
+    problems: list[str] = []
+    total = 0
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium(), args=["--no-sandbox"])
+        try:
+            for name in chapters:
+                page = browser.new_page(viewport={"width": 1280, "height": 900})
+                try:
+                    page.goto(base + f"{name}.html", wait_until="load")
+                    found = page.evaluate(SOLUTIONS_JS)
+                    exercises, solutions = found["exercises"], found["solutions"]
+                    by_id = {s["id"]: s for s in solutions}
+                    if len(exercises) < 3 or len(solutions) != len(exercises):
+                        problems.append(f"{name}: {len(exercises)} exercises, {len(solutions)} solutions")
+                    for k, ex in enumerate(exercises, 1):
+                        chapter = int(name[:2])
+                        if not ex["title"].startswith(f"Exercise {chapter}.{k}"):
+                            problems.append(f"{name}: exercise {k} is titled {ex['title']!r}")
+                        linked = [by_id[i] for i in ex["links"] if i in by_id]
+                        if len(linked) != 1:
+                            problems.append(f"{name}: {ex['id']} links to {ex['links']}, not to one solution")
+                            continue
+                        sol = linked[0]
+                        total += 1
+                        if sol["back"] != [ex["id"]] or ex["title"].split()[1] not in sol["title"]:
+                            problems.append(f"{name}: {sol['id']} ({sol['title']!r}) does not link back to {ex['id']}")
+                        if not sol["dropdown"] or sol["shown"]:
+                            problems.append(f"{name}: {sol['id']} is not hidden when the page opens")
+                        if sol["cells"] == 0 or sol["glued"] == 0:
+                            problems.append(f"{name}: {sol['id']} has {sol['cells']} code cells and "
+                                            f"{sol['glued']} glued numbers or figures")
+                    if solutions:  # the toggle opens a solution
+                        first = page.locator(".solution.admonition").first
+                        first.locator(".admonition-title").click()
+                        page.wait_for_timeout(300)
+                        if not first.locator("section").first.is_visible():
+                            problems.append(f"{name}: clicking a solution's title does not show it")
+                finally:
+                    page.close()
+        finally:
+            browser.close()
+    assert total >= 3 * len(chapters), f"{total} linked exercises over {len(chapters)} chapters"
+    assert not problems, "\n".join(problems)
 
 
 # --- the unit explorer --------------------------------------------------------------------
@@ -461,11 +549,12 @@ def test_the_book_is_one_pdf_with_every_chapter(site):
     reader = PdfReader(path)
     toc = pdf.toc_pages(ROOT / "_toc.yml")
     titles = {}
-    for name in toc:
-        h1 = re.search(r"<h1>(.*?)<a class=\"headerlink\"", (html / f"{name}.html").read_text(), re.S)
-        titles[name] = re.sub(r"<[^>]+>", "", h1.group(1)).strip() if h1 else name
+    for name in toc:  # the page's own title, as its <title> gives it ("Title — Book")
+        title = re.search(r"<title>(.*?)</title>", (html / f"{name}.html").read_text(), re.S).group(1)
+        titles[name] = re.sub(r"^\d+\.\s*", "", pdf._heading(html_module.unescape(title)))  # "1. From ..."
     texts = [p.extract_text() or "" for p in reader.pages]
-    text = re.sub(r"\s+", " ", " ".join(texts))
+    # NFKC undoes the ligatures Chromium sets in headings ("ﬀ" in "different").
+    text = re.sub(r"\s+", " ", unicodedata.normalize("NFKC", " ".join(texts)))
     assert len(reader.pages) >= 3 * len(toc), f"{len(reader.pages)} pages for {len(toc)} pages of the book"
     assert sum(bool(t.strip()) for t in texts) >= 0.9 * len(texts), "text cannot be extracted from most pages"
     missing = [t for t in titles.values() if re.sub(r"\s+", " ", t) not in text]
