@@ -49,10 +49,17 @@ async () => {
 PRINT_CSS = """
 @media print {
   .bd-header, .bd-sidebar-primary, .bd-sidebar-secondary, .header-article, .prev-next-footer,
-  .bd-footer, .bd-footer-content, .toggle-button, .headerlink, #pst-back-to-top { display: none !important; }
-  .bd-main .bd-content .bd-article-container { max-width: 100% !important; }
-  figure, img, table, .math { break-inside: avoid; }
-  .cell_output, .output { max-height: none !important; overflow: visible !important; }
+  .bd-footer, .bd-footer-content, .toggle-button, .headerlink, #pst-back-to-top, .skip-link { display: none !important; }
+  .bd-page-width, .bd-container, .bd-container__inner, .bd-main, .bd-content, .bd-article-container, .bd-article {
+    max-width: none !important; width: 100% !important; margin: 0 !important; padding: 0 !important; }
+  /* Nothing is cut at the page's edge: long code lines wrap, wide tables shrink and wrap. */
+  pre { white-space: pre-wrap !important; overflow-wrap: anywhere; }
+  .pst-scrollable-table-container, .table-wrapper, div.cell_output, .output { overflow: visible !important;
+    max-height: none !important; }
+  table { width: 100% !important; table-layout: auto !important; font-size: 8pt; }
+  td, th { overflow-wrap: break-word; padding: 0.2em 0.35em !important; }
+  figure, img, tr, .math { break-inside: avoid; }
+  img { max-width: 100% !important; height: auto !important; }
 }
 """
 
