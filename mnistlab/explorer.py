@@ -52,41 +52,31 @@ KEEP = 0.9
 class Card:
     """One unit or feature: what it reads, what it responds to, what removing it costs.
 
-    layer: the hook point (``"fc1_post"``, ``"fc2_post"``) or ``"SAE"``; unit: its index;
-    pixels: (784,) what it reads in pixel space; class_means, auc: (10,);
-    top_inputs, top_values: (k,) test-image indices and activations; ablation: (10,) the
-    change in each digit's test accuracy when it is ablated (negative: the digit loses).
+    layer: the hook point (``"fc1_post"``, ``"fc2_post"``) or ``"SAE"``; profile: chapter 4's
+    :class:`mnistlab.analysis.UnitProfile` on the test images (its unit, class means,
+    selectivity, AUC per digit, firing rate, top inputs); pixels: (784,) what it reads in
+    pixel space; ablation: (10,) the change in each digit's test accuracy when it is
+    ablated (negative: the digit loses).
     """
 
     layer: str
-    unit: int
+    profile: analysis.UnitProfile
     pixels: torch.Tensor
-    class_means: torch.Tensor
-    selectivity: float
-    auc: torch.Tensor
-    firing_rate: float
-    top_inputs: torch.Tensor
-    top_values: torch.Tensor
     ablation: torch.Tensor
 
 
 def _pixel_readers(model: nn.Module, layer: str) -> torch.Tensor:
     """(D, 784): what each unit of ``layer`` reads in pixel space (see the module's docstring)."""
-    weights = input_weights(model, layer)
-    if weights is not None:
-        return weights
-    if layer == "fc2_post":
-        return (model.fc2.weight @ model.fc1.weight).detach().cpu()
-    raise ValueError(f"the explorer shows fc1_post and fc2_post of the MLP, got {layer!r}")
+    if layer not in ("fc1_post", "fc2_post") or model.config.arch != "mlp":
+        raise ValueError(f"the explorer shows fc1_post and fc2_post of the MLP, got {layer!r} of a {model.config.arch}")
+    if layer == "fc1_post":
+        return input_weights(model, layer)
+    return (model.fc2.weight @ model.fc1.weight).detach().cpu()
 
 
 def _cards(layer: str, acts: torch.Tensor, labels: torch.Tensor, pixels: torch.Tensor, ablation: torch.Tensor):
-    cards = []
-    for u in range(acts.shape[1]):
-        p = analysis.unit_profile(acts, labels, u, k=TOP_K)
-        cards.append(Card(layer, u, pixels[u], p.class_means, p.selectivity, p.auc, p.firing_rate,
-                          p.top_inputs, p.top_values, ablation[u]))
-    return cards
+    return [Card(layer, analysis.unit_profile(acts, labels, u, k=TOP_K), pixels[u], ablation[u])
+            for u in range(acts.shape[1])]
 
 
 def unit_cards(model: nn.Module, data: Dataset, layer: str) -> list[Card]:
@@ -180,21 +170,21 @@ def payload(cards: dict[str, list[Card]], images: torch.Tensor, labels: torch.Te
     """
     layers = {}
     for name, layer_cards in cards.items():
-        layers[name] = [
-            {
-                "unit": c.unit,
+        layers[name] = []
+        for c in layer_cards:
+            p = c.profile
+            layers[name].append({
+                "unit": p.unit,
                 "pixels": _pixel_codes(c.pixels),
-                "class_means": _numbers(c.class_means),
-                "selectivity": _numbers(torch.tensor([c.selectivity]))[0],
-                "auc": _numbers(c.auc),
-                "firing_rate": float(c.firing_rate),
-                "top": {"index": c.top_inputs.tolist(), "labels": labels[c.top_inputs].tolist(),
-                        "values": _numbers(c.top_values)},
+                "class_means": _numbers(p.class_means),
+                "selectivity": _numbers(torch.tensor([p.selectivity], dtype=torch.float64))[0],
+                "auc": _numbers(p.auc),
+                "firing_rate": float(p.firing_rate),
+                "top": {"index": p.top_inputs.tolist(), "labels": labels[p.top_inputs].tolist(),
+                        "values": _numbers(p.top_values)},
                 "ablation": _numbers(c.ablation),
-            }
-            for c in layer_cards
-        ]
-    shown = sorted({i for layer_cards in cards.values() for c in layer_cards for i in c.top_inputs.tolist()})
+            })
+    shown = sorted({i for layer_cards in cards.values() for c in layer_cards for i in c.profile.top_inputs.tolist()})
     return {"about": about, "digit_colors": list(style.DIGIT_COLORS), "colour_maps": colour_maps(), "layers": layers,
             "images": {str(i): _digit(images[i]) for i in shown}}
 

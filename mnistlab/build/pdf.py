@@ -49,7 +49,8 @@ async () => {
 PRINT_CSS = """
 @media print {
   .bd-header, .bd-sidebar-primary, .bd-sidebar-secondary, .header-article, .prev-next-footer,
-  .bd-footer, .bd-footer-content, .toggle-button, .headerlink, #pst-back-to-top, .skip-link { display: none !important; }
+  .bd-footer, .bd-footer-content, .toggle-button, .headerlink, #pst-back-to-top, .skip-link {
+    display: none !important; }
   .bd-page-width, .bd-container, .bd-container__inner, .bd-main, .bd-content, .bd-article-container, .bd-article {
     max-width: none !important; width: 100% !important; margin: 0 !important; padding: 0 !important; }
   /* Nothing is cut at the page's edge: long code lines wrap, wide tables shrink and wrap. */
