@@ -183,7 +183,12 @@ class _TextRecorder:
 
     def __enter__(self):
         self._draw = matplotlib.text.Text.draw
+        self._figure_draw = Figure.draw
         recorder = self
+
+        def figure_draw(fig, renderer):
+            recorder.drawn.clear()  # savefig may draw more than once: the last drawing is the PNG
+            return recorder._figure_draw(fig, renderer)
 
         def draw(text, renderer):
             if text.get_visible() and text.get_text().strip():
@@ -192,10 +197,12 @@ class _TextRecorder:
                 recorder._draw(text, renderer)
 
         matplotlib.text.Text.draw = draw
+        Figure.draw = figure_draw
         return self
 
     def __exit__(self, *exc):
         matplotlib.text.Text.draw = self._draw
+        Figure.draw = self._figure_draw
 
 
 def _save(fig: Figure, bbox: Bbox, hide_text: bool) -> tuple[bytes, list[tuple[matplotlib.text.Text, list[int]]]]:
