@@ -224,8 +224,8 @@ def _pixels(png: bytes) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"), dtype=float) / 255
 
 
-def _png(fig: Figure, bbox: Bbox) -> bytes:
-    """The figure as it stands, its text made legible, as a PNG carrying its text boxes.
+def _png(fig: Figure, bbox: Bbox) -> tuple[bytes, str]:
+    """The figure as it stands, its text made legible: the PNG, and its text boxes as JSON.
 
     Drawn first without text: the median colour under each text's box there is what the
     text must stand out from. Boxes where the text changed no pixel (a tick label drawn
@@ -252,7 +252,7 @@ def _png(fig: Figure, bbox: Bbox) -> bytes:
         for text, box in boxes
         if np.abs(region(shown, box) - region(blank, box)).max(initial=0) > 0.1
     ]
-    return _with_chunk(png, TEXT_KEY, json.dumps(drawn))
+    return png, json.dumps(drawn)
 
 
 def render(fig: Figure) -> bytes:
@@ -265,16 +265,18 @@ def render(fig: Figure) -> bytes:
     fig.canvas.draw()  # settle the layout before measuring where the figure's content ends
     pad = mpl.rcParams["savefig.pad_inches"]
     bbox = fig.get_tightbbox(fig.canvas.get_renderer()).padded(pad)
-    light = _png(fig, bbox)
+    light, light_text = _png(fig, bbox)
     _darken(fig, DARK)
-    dark = _png(fig, bbox)
-    return _with_chunk(light, DARK_KEY, base64.b64encode(dark).decode("ascii"))
+    dark, dark_text = _png(fig, bbox)
+    dark = _with_chunks(dark, {TEXT_KEY: dark_text})
+    return _with_chunks(light, {TEXT_KEY: light_text, DARK_KEY: base64.b64encode(dark).decode("ascii")})
 
 
-def _with_chunk(png: bytes, key: str, value: str) -> bytes:
+def _with_chunks(png: bytes, chunks: dict[str, str]) -> bytes:
+    """``png`` re-encoded once, with ``chunks`` as its text chunks."""
     image = Image.open(io.BytesIO(png))
     info = PngInfo()
-    for k, v in {**image.text, key: value}.items():
+    for k, v in chunks.items():
         info.add_text(k, v)
     out = io.BytesIO()
     image.save(out, format="png", pnginfo=info, optimize=True)
