@@ -14,14 +14,9 @@ Playwright. A page fails on:
 A screenshot of every page goes to `_build/screenshots/` beside the built site.
 """
 
-import functools
 import html as html_module
-import http.server
-import os
 import re
-import shutil
 import subprocess
-import threading
 import unicodedata
 import urllib.parse
 from pathlib import Path
@@ -29,11 +24,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from mnistlab.build import pdf
+
 ROOT = Path(__file__).resolve().parents[1]
 REDIRECT = re.compile(r'<meta http-equiv="Refresh" content="0; url=([^"]+)"', re.I)
 # The rule under a Markdown table's header, as it reads when the table was not rendered.
 RAW_TABLE_RULE = re.compile(r"^\s*\|?\s*:?-+:?\s*(\|\s*:?-+:?\s*)+\|?\s*$")
-CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 
 # Everything a page must be quiet about, gathered in the browser after load.
 PAGE_STATE_JS = """
@@ -59,11 +55,11 @@ async () => {
 
 
 def chromium() -> str:
-    """Path of a Chromium binary: $MNISTLAB_CHROMIUM, else the first of CHROMIUM_NAMES on PATH."""
-    path = os.environ.get("MNISTLAB_CHROMIUM") or next(filter(None, map(shutil.which, CHROMIUM_NAMES)), None)
+    """The Chromium the PDF is printed with (mnistlab.build.pdf.chromium); the test fails without one."""
+    path = pdf.chromium()
     if not path:
         pytest.fail(
-            f"no Chromium found (looked for $MNISTLAB_CHROMIUM and {', '.join(CHROMIUM_NAMES)} on PATH): "
+            f"no Chromium found (looked for $MNISTLAB_CHROMIUM and {', '.join(pdf.CHROMIUM_NAMES)} on PATH): "
             "install Debian's package with `apt-get install -y chromium`, as the README's test command does"
         )
     return path
@@ -72,20 +68,8 @@ def chromium() -> str:
 @pytest.fixture(scope="module")
 def site(built_book):
     """The built site served on a free localhost port for the duration of the module."""
-    handler = functools.partial(_QuietHandler, directory=str(built_book))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/", built_book
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):  # keep the test output for failures
-        pass
+    with pdf.serve(built_book) as base:
+        yield base, built_book
 
 
 def repository_files() -> set[str]:
@@ -542,8 +526,6 @@ def test_the_book_is_one_pdf_with_every_chapter(site):
     page of the table of contents, every page's title in its extractable text, its figures as
     images, formulas typeset rather than TeX, and the introduction linking to it."""
     from pypdf import PdfReader
-
-    from mnistlab.build import pdf
 
     base, html = site
     path = html / pdf.NAME
