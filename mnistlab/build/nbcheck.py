@@ -1,0 +1,428 @@
+"""A stored notebook against a fresh run of it, compared by what each output is.
+
+The paired notebooks in ``book/`` were executed on one machine; nbval executes them again
+on whatever machine runs the tests. Another processor adds float32 numbers in another
+order (AVX-512 rather than AVX2 kernels, another BLAS blocking, another thread count),
+and 20 epochs of SGD grow those last-bit differences into the third digit of an
+accuracy. The book claims to be reproducible by its evidence, not by its bits, so this is
+what a fresh run must reproduce:
+
+* **structure**: the same outputs, of the same kinds, in the same order, with the same
+  glue names;
+* **text**: every word, symbol and line the same, numbers aside;
+* **numbers**, each at a tolerance that follows from what it is:
+
+  - a number written as an integer (a count, a width, a unit's index, n) is exact;
+  - an interval written in the text, ``E [L, U]``: each estimate lies in the other's
+    interval, and each end moves by at most half the interval's width;
+  - a glued :class:`~mnistlab.stats.Estimate` (its interval travels in the output's
+    metadata): the same, from that interval;
+  - a glued :class:`~mnistlab.claims.Claim`: the same verdict, unless either run marks
+    it fragile (its interval ends within the rule's margin of the reference, so that
+    another machine's arithmetic could move it across); its estimate as an Estimate;
+  - any other decimal: within one unit of its last digit as the reader sees it (a glued
+    number at the finest format the chapter's prose shows it with, ``.1%`` say);
+* **widget data** (an output whose metadata says ``"compare": "structure"``, such as the
+  unit explorer's JSON): the same keys, types and lengths; its numbers are checked
+  against the library by the explorer's own tests.
+
+Pictures are not compared (nbval skips them too), and a roundoff-level diagnostic
+belongs in the prose as a bound ("below 1e-12"), not as digits that differ by machine.
+
+>>> stored = [{"output_type": "stream", "name": "stdout", "text": "accuracy 91.2% [89.3%, 92.8%] on 1,000 images"}]
+>>> fresh = [{"output_type": "stream", "name": "stdout", "text": "accuracy 91.3% [89.4%, 92.9%] on 1,000 images"}]
+>>> compare(stored, fresh)
+[]
+>>> compare(stored, [{**fresh[0], "text": "accuracy 91.3% [89.4%, 92.9%] on 999 images"}])
+['stdout: 1,000 became 999 (an integer is exact)']
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+# The key under an output's metadata where mnistlab.glue says what a glued value is.
+META = "mnistlab"
+GLUE_TEXT = "application/papermill.record/text/plain"
+# Compared as text; pictures are not compared (as nbval does by default).
+TEXT_TYPES = ("text/plain", "text/markdown", "text/html", "text/latex", GLUE_TEXT)
+
+_SIGN = r"[+\-−]"
+# A number on its own: not a digit inside a name such as fc1_post or x86, not the 64 of "x64".
+_NUM = rf"(?<![\w.]){_SIGN}?(?:\d{{1,3}}(?:,\d{{3}})+|\d+)(?:\.\d+)?(?:[eE][+\-]?\d+)?(?![\w])"
+_UNIT = r"(?:%|\s*points)?"
+_INTERVAL = re.compile(rf"({_NUM})({_UNIT})\s*\[\s*({_NUM})%?\s*,\s*({_NUM})%?\s*\]")
+_NUMBER = re.compile(_NUM)
+# A sign attaches to a number only where a number can start (so "5-7" is 5 and 7).
+_SIGN_AFTER = re.compile(r"[\w)\]]$")
+
+
+@dataclass(frozen=True)
+class Number:
+    """A number as written: its value, whether it is written as an integer, and its last digit's unit."""
+
+    text: str
+    value: float
+    integer: bool
+    unit: float
+
+
+def number(text: str) -> Number:
+    """Parse a number as the book writes it (``1,000``, ``−0.03``, ``+6.3``, ``4.8e-07``)."""
+    clean = text.replace("−", "-").replace(",", "")
+    mantissa, _, exponent = clean.lower().partition("e")
+    decimals = len(mantissa.partition(".")[2])
+    power = -decimals + (int(exponent) if exponent else 0)
+    unit = 10.0 ** max(power, -300) if power < 300 else math.inf
+    integer = "." not in mantissa and not exponent
+    try:
+        value = float(clean)
+    except OverflowError:
+        value = math.inf
+    return Number(text, value, integer, unit)
+
+
+@dataclass(frozen=True)
+class Interval:
+    """``estimate [low, high]`` as written in a text."""
+
+    estimate: Number
+    low: Number
+    high: Number
+
+    @property
+    def unit(self) -> float:
+        return max(self.estimate.unit, self.low.unit, self.high.unit)
+
+
+def tokens(text: str) -> tuple[str, list[Number | Interval]]:
+    """``text`` as its template (each number and interval replaced by a mark) and the numbers in it.
+
+    >>> template, found = tokens("loses 45% [36%, 55%] of its 100 images")
+    >>> template, [type(t).__name__ for t in found]
+    ('loses ⟨interval⟩% of its ⟨number⟩ images', ['Interval', 'Number'])
+    """
+    parts, found, at = [], [], 0
+    for m in _INTERVAL.finditer(text):
+        parts.append(_numbers(text[at : m.start()], found))
+        found.append(Interval(*(number(m.group(i)) for i in (1, 3, 4))))
+        parts.append("⟨interval⟩" + m.group(2))
+        at = m.end()
+    parts.append(_numbers(text[at:], found))
+    return "".join(parts), found
+
+
+def _numbers(text: str, found: list) -> str:
+    out, at = [], 0
+    for m in _NUMBER.finditer(text):
+        start, s = m.start(), m.group()
+        if s[0] in "+-−" and start > 0 and _SIGN_AFTER.search(text[:start]):
+            start, s = start + 1, s[1:]  # "5-7": the minus is a dash between two numbers
+            out.append(text[at:start])
+        else:
+            out.append(text[at:start])
+        found.append(number(s))
+        out.append("⟨number⟩")
+        at = m.end()
+    out.append(text[at:])
+    return "".join(out)
+
+
+# --- numbers against numbers ---------------------------------------------------------
+
+
+def close_numbers(stored: Number, fresh: Number, unit: float | None = None) -> str | None:
+    """Why ``fresh`` is not ``stored`` at the tolerance a number of its kind has, or None."""
+    if stored.integer and fresh.integer and unit is None:
+        return None if stored.value == fresh.value else f"{stored.text} became {fresh.text} (an integer is exact)"
+    unit = unit if unit is not None else max(stored.unit, fresh.unit)
+    if _same_float(stored.value, fresh.value) or abs(stored.value - fresh.value) <= unit * (1 + 1e-9):
+        return None
+    return f"{stored.text} became {fresh.text} (more than one unit of its last digit, {unit:g})"
+
+
+def _same_float(a: float, b: float) -> bool:
+    return a == b or (math.isnan(a) and math.isnan(b))
+
+
+def close_intervals(stored: tuple[float, float, float], fresh: tuple[float, float, float], unit: float) -> str | None:
+    """Why the estimate-with-interval ``fresh`` (value, low, high) is not ``stored``'s, or None.
+
+    Each value lies in the other's interval (widened by one display ``unit`` for rounding),
+    and each end moves by at most half the narrower interval's width (or one unit).
+    """
+    (sv, sl, sh), (fv, fl, fh) = stored, fresh
+    if any(math.isnan(v) for v in (*stored, *fresh)):
+        return None if all(_same_float(a, b) for a, b in zip(stored, fresh)) else f"{stored} became {fresh}"
+    slack = unit * (1 + 1e-9)
+    half = min(sh - sl, fh - fl) / 2
+    if not (fl - slack <= sv <= fh + slack and sl - slack <= fv <= sh + slack):
+        return f"the estimate moved from {sv:g} [{sl:g}, {sh:g}] to {fv:g} [{fl:g}, {fh:g}], outside the other's interval"
+    if abs(sl - fl) > max(half, unit) * (1 + 1e-9) or abs(sh - fh) > max(half, unit) * (1 + 1e-9):
+        return f"the interval moved from [{sl:g}, {sh:g}] to [{fl:g}, {fh:g}], more than half its width"
+    return None
+
+
+# --- texts against texts -------------------------------------------------------------
+
+
+def compare_text(stored: str, fresh: str, where: str = "", unit: float | None = None) -> list[str]:
+    """The differences between two texts: their templates, then their numbers one by one.
+
+    ``unit``: the display unit of a lone glued number (the finest format the prose uses).
+    """
+    stored_template, stored_numbers = tokens(stored)
+    fresh_template, fresh_numbers = tokens(fresh)
+    if stored_template != fresh_template or len(stored_numbers) != len(fresh_numbers):
+        return [f"{where}: the text differs beyond its numbers:\n{_excerpt(stored, fresh)}"]
+    lone = unit if len(stored_numbers) == 1 and isinstance(stored_numbers[0], Number) else None
+    problems = []
+    for s, f in zip(stored_numbers, fresh_numbers):
+        if isinstance(s, Interval):
+            why = close_intervals(
+                (s.estimate.value, s.low.value, s.high.value), (f.estimate.value, f.low.value, f.high.value),
+                max(s.unit, f.unit),
+            )
+            if why is None:
+                continue
+        else:
+            why = close_numbers(s, f, lone)
+            if why is None:
+                continue
+        problems.append(f"{where}: {why}")
+    return problems
+
+
+def _excerpt(stored: str, fresh: str, width: int = 160) -> str:
+    """The first differing line of two texts (or their starts), as stored and as computed."""
+    for i, (a, b) in enumerate(zip(stored.splitlines() or [""], fresh.splitlines() or [""])):
+        if tokens(a)[0] != tokens(b)[0]:
+            return f"  stored, line {i + 1}: {a[:width]!r}\n  fresh,  line {i + 1}: {b[:width]!r}"
+    a, b = stored.splitlines(), fresh.splitlines()
+    return f"  stored: {len(a)} lines, ending {a[-1:]!r}\n  fresh:  {len(b)} lines, ending {b[-1:]!r}"
+
+
+def structure(value) -> object:
+    """The shape of a JSON value: keys, types and lengths, without its numbers and strings."""
+    if isinstance(value, dict):
+        return {k: structure(v) for k, v in sorted(value.items())}
+    if isinstance(value, list):
+        return ["list", len(value), [structure(v) for v in value[:1]]]
+    if isinstance(value, bool) or value is None:
+        return value
+    return type(value).__name__ if not isinstance(value, int | float) else "number"
+
+
+def compare_structure(stored: str, fresh: str, where: str) -> list[str]:
+    """Widget data: JSON inside a text (the first ``{`` to the last ``}``), compared by :func:`structure`."""
+
+    def parsed(text):
+        start, end = text.find("{"), text.rfind("}")
+        try:
+            return text[:start], json.loads(text[start : end + 1]), text[end + 1 :]
+        except ValueError:
+            return None
+
+    a, b = parsed(stored), parsed(fresh)
+    if a is None or b is None:
+        return [f"{where}: widget data that does not parse as JSON"]
+    if (a[0], a[2]) != (b[0], b[2]):
+        return [f"{where}: the text around the widget's data differs"]
+    if structure(a[1]) != structure(b[1]):
+        return [f"{where}: the widget's data has another structure (keys, types or lengths)"]
+    return []
+
+
+# --- glued values ----------------------------------------------------------------------
+
+
+def compare_glued(stored: Mapping, fresh: Mapping, where: str, unit: float | None) -> list[str]:
+    """A glued value: its text as a text, or as its estimate or claim says (see the module docstring)."""
+    s_text, f_text = stored["data"][GLUE_TEXT], fresh["data"][GLUE_TEXT]
+    s_meta, f_meta = stored.get("metadata", {}).get(META, {}), fresh.get("metadata", {}).get(META, {})
+    if s_meta.get("kind") != f_meta.get("kind"):
+        return [f"{where}: glued as a {s_meta.get('kind', 'plain value')}, now as a {f_meta.get('kind', 'plain value')}"]
+    kind = s_meta.get("kind")
+    if kind == "estimate":
+        s, f = (s_meta["value"], s_meta["low"], s_meta["high"]), (f_meta["value"], f_meta["low"], f_meta["high"])
+        why = close_intervals(s, f, unit if unit is not None else _stored_unit(s_text, f_text))
+        return [] if why is None else [f"{where}: {why}"]
+    if kind == "claim":
+        s, f = s_meta, f_meta
+        fragile = s["fragile"] or f["fragile"]
+        if s["verdict"] != f["verdict"] and not fragile:
+            return [f"{where}: the verdict changed from {s['verdict']!r} to {f['verdict']!r} (neither run is fragile)"]
+        why = close_intervals(
+            (s["value"], s["low"], s["high"]), (f["value"], f["low"], f["high"]), max(s["unit"], f["unit"])
+        )
+        if why is not None:
+            return [f"{where}: {why}"]
+        if s["verdict"] != f["verdict"] or s["fragile"] != f["fragile"]:
+            return []  # a fragile verdict may read otherwise on another machine; its estimate agreed
+        return compare_text(s_text, f_text, where)
+    if unit is None:
+        unit = _glued_float_unit(s_text, f_text)
+    return compare_text(s_text, f_text, where, unit)
+
+
+# A glued float keeps this many significant digits (mnistlab.glue.SIGNIFICANT_DIGITS); its
+# repr drops trailing zeros, so "0.04" stands for 0.04000 and its last digit is not the repr's.
+GLUED_DIGITS = 4
+
+
+def _glued_float_unit(*texts: str) -> float | None:
+    """The unit of a lone glued float's fourth significant digit (None for an integer or a text)."""
+    values = []
+    for text in texts:
+        found = tokens(text)[1]
+        if len(found) != 1 or not isinstance(found[0], Number) or found[0].integer:
+            return None
+        values.append(abs(found[0].value))
+    biggest = max(values)
+    return 10.0 ** (math.floor(math.log10(biggest)) - GLUED_DIGITS + 1) if biggest > 0 else min(
+        number_unit for number_unit in (tokens(t)[1][0].unit for t in texts))
+
+
+def _stored_unit(*texts: str) -> float:
+    return max(t.unit for text in texts for t in tokens(text)[1] if isinstance(t, Number)) if texts else 0.0
+
+
+# --- a cell's outputs --------------------------------------------------------------------
+
+
+def _label(output: Mapping) -> str:
+    if output.get("output_type") == "stream":
+        return output.get("name", "stream")
+    name = output.get("metadata", {}).get("scrapbook", {}).get("name")
+    return f"glue {name!r}" if name else output.get("output_type", "output")
+
+
+def _text(value) -> str:
+    return "".join(value) if isinstance(value, list) else value
+
+
+def _kinds(outputs: Sequence[Mapping]) -> list[tuple]:
+    out = []
+    for o in outputs:
+        if o.get("output_type") == "stream":
+            out.append(("stream", o.get("name")))
+        else:
+            glue = o.get("metadata", {}).get("scrapbook", {}).get("name")
+            out.append((o.get("output_type"), glue, tuple(sorted(o.get("data", {})))))
+    return out
+
+
+def compare(
+    stored: Sequence[Mapping],
+    fresh: Sequence[Mapping],
+    units: Mapping[str, float] | None = None,
+    sanitize=lambda s: s,
+) -> list[str]:
+    """Every difference between a cell's stored and fresh outputs that another machine could not explain.
+
+    Args:
+        stored, fresh: the cell's outputs (nbformat dicts), streams already merged.
+        units: each glue name's display unit (:func:`display_units`); others as written.
+        sanitize: applied to every text before comparing (nbval's sanitizer patterns).
+
+    Returns:
+        One line per difference; empty when the fresh run reproduces the stored one.
+    """
+    units = units or {}
+    stored = [o for o in stored if o.get("output_type") != "error"]
+    if _kinds(stored) != _kinds(fresh):
+        return [f"the outputs differ in kind or number: stored {_kinds(stored)}, fresh {_kinds(fresh)}"]
+    problems: list[str] = []
+    for s, f in zip(stored, fresh):
+        where = _label(s)
+        if s.get("output_type") == "stream":
+            problems += compare_text(sanitize(_text(s["text"])), sanitize(_text(f["text"])), where)
+            continue
+        data_s, data_f = s.get("data", {}), f.get("data", {})
+        if GLUE_TEXT in data_s:
+            name = s["metadata"]["scrapbook"]["name"]
+            sd = {**s, "data": {GLUE_TEXT: sanitize(_text(data_s[GLUE_TEXT]))}}
+            fd = {**f, "data": {GLUE_TEXT: sanitize(_text(data_f[GLUE_TEXT]))}}
+            problems += compare_glued(sd, fd, where, units.get(name))
+            continue
+        by_structure = s.get("metadata", {}).get(META, {}).get("compare") == "structure"
+        for mime in TEXT_TYPES:
+            if mime in data_s:
+                a, b = sanitize(_text(data_s[mime])), sanitize(_text(data_f[mime]))
+                if by_structure and mime != "text/plain":
+                    problems += compare_structure(a, b, f"{where} {mime}")
+                else:
+                    problems += compare_text(a, b, f"{where} {mime}")
+    return problems
+
+
+# --- what the prose shows ------------------------------------------------------------------
+
+_ROLE = re.compile(r"\{glue(?::text)?\}`([^`:]+)(?::([^`]*))?`")
+
+
+def display_units(markdown: str) -> dict[str, float]:
+    """Each glued number's display unit, from the finest format the page's prose shows it with.
+
+    ``{glue:text}`acc:.1%``` shows 0.912 as 91.2%: a unit of 0.001. A name shown with no
+    format, or with one that fixes no decimals (``,``, ``g``), keeps the unit of its own
+    digits (None here).
+
+    >>> display_units("reads {glue:text}`acc:.1%` and {glue:text}`acc:.0%`; r = {glue:text}`r:.2f`")
+    {'acc': 0.001, 'r': 0.01}
+    """
+    units: dict[str, float] = {}
+    for name, spec in _ROLE.findall(markdown):
+        unit = _spec_unit(spec)
+        if unit is not None:
+            units[name] = min(unit, units.get(name, math.inf))
+    return units
+
+
+def _spec_unit(spec: str) -> float | None:
+    m = re.fullmatch(r"[+\- ]?,?\.(\d+)([f%])", spec or "")
+    if not m:
+        return None
+    decimals = int(m.group(1)) + (2 if m.group(2) == "%" else 0)
+    return 10.0**-decimals
+
+
+# --- whole notebooks -------------------------------------------------------------------------
+
+
+def merge_streams(outputs: Sequence[Mapping]) -> list[dict]:
+    """Consecutive stream outputs of one name as one (as nbval compares them)."""
+    merged: list[dict] = []
+    for o in outputs:
+        o = dict(o)
+        if o.get("output_type") == "stream":
+            o["text"] = _text(o["text"])
+            if merged and merged[-1].get("output_type") == "stream" and merged[-1].get("name") == o.get("name"):
+                merged[-1]["text"] += o["text"]
+                continue
+        merged.append(o)
+    return merged
+
+
+def compare_notebooks(stored, fresh, units: Mapping[str, float] | None = None, sanitize=lambda s: s) -> dict[int, list[str]]:
+    """Every code cell whose fresh outputs differ from the stored ones: {cell index: differences}.
+
+    ``stored`` and ``fresh`` are nbformat notebooks with the same cells (``fresh`` executed
+    from ``stored``'s source, as nbval does). Cells tagged ``nbval-ignore-output`` or
+    ``nbval-skip`` are left out, as nbval leaves them.
+    """
+    if len(stored.cells) != len(fresh.cells):
+        raise ValueError(f"the notebooks have {len(stored.cells)} and {len(fresh.cells)} cells: not one notebook run twice")
+    out = {}
+    for i, (s, f) in enumerate(zip(stored.cells, fresh.cells)):
+        tags = set(s.get("metadata", {}).get("tags", []))
+        if s.cell_type != "code" or tags & {"nbval-ignore-output", "nbval-skip"}:
+            continue
+        problems = compare(merge_streams(s.get("outputs", [])), merge_streams(f.get("outputs", [])), units, sanitize)
+        if problems:
+            out[i] = problems
+    return out
