@@ -24,10 +24,9 @@ One module per concept:
 * :mod:`mnistlab.glue` and :mod:`mnistlab.render` — numbers and figures into the prose, each
   figure drawn for the light and the dark page
 * :mod:`mnistlab.explorer` — a card for every unit and feature, for the unit explorer page
-* :mod:`mnistlab.numerics` — the same arithmetic, bit for bit, on every x86-64 machine
 
-Importing the package changes nothing global: a build pins the arithmetic with one
-explicit call, :func:`mnistlab.numerics.pin`.
+Importing the package changes nothing global (thread counts, backend flags, environment
+variables): PyTorch runs as it would without it.
 """
 
 __version__ = "0.1.0"

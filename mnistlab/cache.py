@@ -119,6 +119,16 @@ def source_fingerprint(modules: Iterable[ModuleType]) -> str:
     return h.hexdigest()
 
 
+def runtime(device: str | torch.device = "cpu") -> str:
+    """What a result was computed with beyond its inputs and code: PyTorch's release and the device type.
+
+    Not the processor, the thread count or the kernels: another machine's arithmetic trains
+    a model that differs in its last bits and agrees in its evidence (the book is checked
+    against that, not against bits), so a cache restored from another machine serves it.
+    """
+    return f"torch=={torch.__version__}/{torch.device(device).type}"
+
+
 def cache_key(*parts: Any) -> str:
     """A 64-character key from any JSON-able parts (configs, fingerprints, names)."""
     return hashlib.sha256(stable_json(list(parts)).encode()).hexdigest()

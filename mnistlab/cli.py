@@ -16,7 +16,6 @@ import sys
 import warnings
 from pathlib import Path
 
-from mnistlab import numerics
 from mnistlab.cache import ENV_CACHE, ModelCache, cache_dir, remove
 from mnistlab.data import SOURCES, DataConfig, DataError, DataFallbackWarning, load_data
 from mnistlab.embed import NUMBA_FOLDER
@@ -195,7 +194,6 @@ def _one_line_warning(message, category, filename, lineno, file=None, line=None)
 
 
 def main(argv: list[str] | None = None) -> int:
-    numerics.pin()  # a model trained here is the one a chapter would train (and find in the cache)
     args = parser().parse_args(argv)
     try:
         with warnings.catch_warnings():

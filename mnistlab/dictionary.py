@@ -52,8 +52,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import mnistlab.hooks
-from mnistlab import numerics
-from mnistlab.cache import ModelCache, cache_key, source_fingerprint
+from mnistlab.cache import ModelCache, cache_key, runtime, source_fingerprint
 from mnistlab.checks import (
     check_activations,
     check_positive_int,
@@ -201,7 +200,7 @@ def train_sae(acts: torch.Tensor, config: SAEConfig = SAEConfig()) -> TrainedSAE
 
     Deterministic: the initial dictionary and the batch order come from a generator
     seeded with ``config.seed`` (the global one is not touched), so the same
-    activations and config give the same bits (under the same :func:`mnistlab.numerics.pin`).
+    activations and config give the same bits on the same machine.
     It trains on the device ``acts`` are on, and returns the SAE there.
 
     The dictionary starts random (unit columns, encoder = its transpose) and ``b_dec``
@@ -316,8 +315,10 @@ SAE_CODE = (mnistlab.hooks, sys.modules[__name__])
 
 
 def sae_key(acts: torch.Tensor, config: SAEConfig) -> str:
-    """The cache key of an SAE: the activations' bytes, the config, the training code and arithmetic."""
-    return cache_key("sae", config, snapshot_digest({"acts": acts}), source_fingerprint(SAE_CODE), numerics.signature())
+    """The cache key of an SAE: the activations' bytes, the config, the training code, PyTorch and device type."""
+    return cache_key(
+        "sae", config, snapshot_digest({"acts": acts}), source_fingerprint(SAE_CODE), runtime(acts.device)
+    )
 
 
 def load_or_train_sae(

@@ -89,8 +89,8 @@ def umap_learn():
     took 14 s on two cores, 5 s with the cache). This turns that cache on for
     the others, in ``<cache root>/numba`` (``mnistlab cache clear`` empties it). Numba
     keys an entry on the function's source file, its argument types and the processor
-    it compiled for (pinned by :mod:`mnistlab.numerics`), and loads the machine code
-    it would otherwise compile, so the embeddings are the same bits.
+    it compiled for, and loads the machine code it would otherwise compile, so the
+    embeddings are the same bits on the same machine.
     """
     with warnings.catch_warnings():
         # umap-learn imports tqdm.auto, which warns in a notebook without ipywidgets; we show no bars.

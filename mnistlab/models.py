@@ -28,7 +28,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from mnistlab.checks import N_CLASSES
-from mnistlab.conv import Conv2d
 from mnistlab.hooks import HookPoint, name_hook_points
 
 N_INPUTS = 784
@@ -178,7 +177,7 @@ class CNN(_DigitNet):
         super().__init__(config)
         in_ch, size = 1, 28
         for i, ch in enumerate(config.channels, start=1):
-            setattr(self, f"conv{i}", Conv2d(in_ch, ch, kernel_size=5))
+            setattr(self, f"conv{i}", nn.Conv2d(in_ch, ch, kernel_size=5, padding=2))
             setattr(self, f"conv{i}_pre", HookPoint())
             setattr(self, f"conv{i}_post", HookPoint())
             in_ch, size = ch, size // 2

@@ -114,8 +114,8 @@ def train_probe(
 ) -> Probe:
     """Fit a multinomial logistic-regression probe to ``features`` (N, D) and ``labels`` (N,).
 
-    Deterministic: the same inputs give the same probe, bit for bit (under one fixed
-    thread count, as :func:`mnistlab.numerics.pin` sets). The fit runs on the features'
+    Deterministic: the same inputs give the same probe on the same machine, with the
+    same thread count. The fit runs on the features'
     device, in float32 (float64 for float64 features); the probe is returned in float32.
 
     Args:

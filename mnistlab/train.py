@@ -2,8 +2,9 @@
 
 There is no per-sample ``DataLoader``: each epoch draws one random permutation from
 a seeded generator and slices mini-batches out of the training tensor. With the
-same config and seed the weights come out the same bit for bit, on any x86-64 machine
-whose arithmetic :func:`mnistlab.numerics.pin` fixed.
+same config and seed the weights come out the same on the same machine; another machine
+adds float32 numbers in another order, and its network agrees with this one in what the
+book measures, not in its last bits.
 
 An MLP trains through :func:`mnistlab.group.train_group`, as a group of one: many MLPs
 of one shape train together there, and a network's weights are the same whether it
@@ -37,13 +38,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-import mnistlab.conv
 import mnistlab.group
 import mnistlab.hooks
 import mnistlab.models
 import mnistlab.record
-from mnistlab import numerics
-from mnistlab.cache import ModelCache, cache_key, source_fingerprint
+from mnistlab.cache import ModelCache, cache_key, runtime, source_fingerprint
 from mnistlab.checks import check_images, check_labels, check_positive_int
 from mnistlab.data import Dataset
 from mnistlab.group import Job, check_finite_steps, train_group
@@ -286,19 +285,18 @@ def train(
 
 
 # The modules whose source decides what a training run produces.
-TRAINING_CODE = (mnistlab.conv, mnistlab.group, mnistlab.models, mnistlab.hooks, mnistlab.record, sys.modules[__name__])
+TRAINING_CODE = (mnistlab.group, mnistlab.models, mnistlab.hooks, mnistlab.record, sys.modules[__name__])
 
 
 def model_key(model_config: ModelConfig, train_config: TrainConfig, data: Dataset) -> str:
-    """The cache key of a training run: configs, data fingerprint, training code and arithmetic."""
+    """The cache key of a training run: configs, data fingerprint, training code, PyTorch and device type."""
     return cache_key(
         "model",
         model_config,
         train_config,
         data.fingerprint,
         source_fingerprint(TRAINING_CODE),
-        # On the CPU the pinned arithmetic decides the bits ("cpu" and "cpu:0" alike).
-        numerics.signature() if torch.device(train_config.device).type == "cpu" else train_config.device,
+        runtime(train_config.device),  # "cpu" and "cpu:0" alike
     )
 
 

@@ -13,12 +13,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from mnistlab import numerics
-
-numerics.pin()  # this process, and the kernels and builds it starts, compute the book's bits
-
-import pytest  # noqa: E402
-from hypothesis import settings  # noqa: E402
+import pytest
+from hypothesis import settings
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -34,11 +34,18 @@ def test_key_changes_with_config_data_and_code(data, tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("device", ["cpu", "cpu:0"])
-def test_cpu_model_key_names_the_pinned_arithmetic(data, monkeypatch, device):
-    import mnistlab.train as train_module
+def test_model_key_names_pytorch_and_the_device_type_not_the_processor(data, monkeypatch, device):
+    import mnistlab.cache as cache_module
 
     before = model_key(ModelConfig(), TrainConfig(device=device), data)
-    monkeypatch.setattr(train_module.numerics, "signature", lambda: "other arithmetic")
+    assert before == model_key(ModelConfig(), TrainConfig(device="cpu"), data)  # "cpu" and "cpu:0" alike
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1 if threads > 1 else 2)  # another thread count: the same model, in its evidence
+    try:
+        assert model_key(ModelConfig(), TrainConfig(device=device), data) == before
+    finally:
+        torch.set_num_threads(threads)
+    monkeypatch.setattr(cache_module.torch, "__version__", "0.0.0")
     assert model_key(ModelConfig(), TrainConfig(device=device), data) != before
 
 

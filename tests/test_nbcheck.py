@@ -17,8 +17,16 @@ def glued(name, text, meta=None):
 
 
 def claim(verdict, value, low, high, fragile=False, sentence=None):
-    meta = {"kind": "claim", "verdict": verdict, "fragile": fragile, "value": value, "low": low, "high": high,
-            "unit": 0.001}
+    meta = {
+        "kind": "claim",
+        "verdict": verdict,
+        "fragile": fragile,
+        "value": value,
+        "low": low,
+        "high": high,
+        "unit": 0.001,
+        "n": 32,
+    }
     return glued("c", sentence or f"'{verdict} ({value:+.3f} [{low:+.3f}, {high:+.3f}])'", meta)
 
 
@@ -94,7 +102,10 @@ def test_a_verdict_may_change_only_where_a_run_marks_it_fragile():
     assert nbcheck.compare([firm], [claim("holds", 0.08, 0.005, 0.16)]) == []
     flipped = nbcheck.compare([firm], [claim("undecided", 0.08, -0.001, 0.16)])
     assert len(flipped) == 1 and "verdict changed" in flipped[0]
-    assert nbcheck.compare([claim("holds", 0.09, 0.01, 0.17, fragile=True)], [claim("undecided", 0.08, -0.001, 0.16)]) == []
+    assert (
+        nbcheck.compare([claim("holds", 0.09, 0.01, 0.17, fragile=True)], [claim("undecided", 0.08, -0.001, 0.16)])
+        == []
+    )
     assert nbcheck.compare([firm], [claim("undecided", 0.08, -0.001, 0.16, fragile=True)]) == []
     # A fragile verdict still needs its estimate where the other run's interval allows it.
     far = nbcheck.compare([claim("holds", 0.09, 0.01, 0.17, fragile=True)], [claim("undecided", 0.5, -0.2, 0.9)])
@@ -103,8 +114,11 @@ def test_a_verdict_may_change_only_where_a_run_marks_it_fragile():
 
 def test_widget_data_by_structure():
     def widget(payload):
-        return {"output_type": "execute_result", "data": {"text/html": f"<script>{payload}</script>", "text/plain": "<W>"},
-                "metadata": {nbcheck.META: {"compare": "structure"}}}
+        return {
+            "output_type": "execute_result",
+            "data": {"text/html": f"<script>{payload}</script>", "text/plain": "<W>"},
+            "metadata": {nbcheck.META: {"compare": "structure"}},
+        }
 
     a = widget('{"units": [{"auc": 0.91, "name": "u0"}, {"auc": 0.4, "name": "u1"}]}')
     b = widget('{"units": [{"auc": 0.93, "name": "u0"}, {"auc": 0.41, "name": "u1"}]}')
@@ -115,6 +129,9 @@ def test_widget_data_by_structure():
 
 
 def test_sanitizer_applies_before_comparing():
-    problems = nbcheck.compare([stream("<Figure size 640x480>")], [stream("<Figure size 800x600>")],
-                               sanitize=lambda s: "<Figure>" if s.startswith("<Figure") else s)
+    problems = nbcheck.compare(
+        [stream("<Figure size 640x480>")],
+        [stream("<Figure size 800x600>")],
+        sanitize=lambda s: "<Figure>" if s.startswith("<Figure") else s,
+    )
     assert problems == []

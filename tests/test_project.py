@@ -1,7 +1,6 @@
 """Project-level checks: lint, README/CI agreement, paired notebooks, the book build."""
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -105,20 +104,41 @@ def test_every_page_is_marked_outdated_on_every_build():
     assert config["sphinx"]["local_extensions"]["reexecute"] == "book/_ext"
 
 
-def test_build_jobs_come_from_the_environment(monkeypatch):
-    sys.path.insert(0, str(BOOK / "_ext"))
-    try:
-        import reexecute
-    finally:
-        sys.path.remove(str(BOOK / "_ext"))
+def test_build_jobs_follow_cores_memory_and_the_environment(monkeypatch):
+    from mnistlab.build import parallel
+
+    gib = parallel.GIB
+    assert parallel.plan(cores=2, available=24 * gib, peaks={}, pages=13) == parallel.Plan(2, 1)
+    assert parallel.plan(cores=1, available=24 * gib, peaks={}, pages=13) == parallel.Plan(1, 1)
+    # Eight cores: as many pages as the memory holds, each with its share of the cores.
+    assert parallel.plan(cores=8, available=64 * gib, peaks={}, pages=13) == parallel.Plan(8, 1)
+    assert parallel.plan(cores=8, available=8 * gib, peaks={}, pages=13) == parallel.Plan(2, 4)
+    measured = {f"p{i}": gib // 2 for i in range(13)}  # small pages, once measured
+    assert parallel.plan(cores=8, available=8 * gib, peaks=measured, pages=13) == parallel.Plan(8, 1)
+    assert parallel.plan(cores=32, available=256 * gib, peaks=measured, pages=13) == parallel.Plan(13, 2)
+    # Too little memory for even one page still runs one.
+    assert parallel.plan(cores=4, available=gib, peaks={}, pages=13) == parallel.Plan(1, 4)
+    assert parallel.plan(cores=4, available=gib, peaks={}, pages=13, jobs=3) == parallel.Plan(3, 1)
     monkeypatch.setenv("MNISTLAB_BUILD_JOBS", "3")
-    assert reexecute.jobs() == 3
-    monkeypatch.delenv("MNISTLAB_BUILD_JOBS")
-    assert reexecute.jobs() == min(2, os.cpu_count() or 1)
+    assert parallel.jobs_from_environment() == 3
     for bad in ("0", "two", "-1"):
         monkeypatch.setenv("MNISTLAB_BUILD_JOBS", bad)
         with pytest.raises(ValueError, match="MNISTLAB_BUILD_JOBS must be a whole number"):
-            reexecute.jobs()
+            parallel.jobs_from_environment()
+    env = parallel.kernel_environment(3, {"OMP_NUM_THREADS": "5"})
+    assert env["OMP_NUM_THREADS"] == "5" and env["MKL_NUM_THREADS"] == "3"  # the caller's choice stands
+
+
+def test_a_build_records_each_pages_time_and_peak(tmp_path, monkeypatch):
+    from mnistlab.build import parallel
+
+    monkeypatch.setenv("MNISTLAB_CACHE", str(tmp_path))
+    assert parallel.measured() == {}
+    parallel.record({"a": {"seconds": 3.0, "peak": 2.0e9}})
+    parallel.record({"b": {"seconds": 1.0, "peak": 1.0e9}})
+    assert parallel.measured() == {"a": {"seconds": 3.0, "peak": 2.0e9}, "b": {"seconds": 1.0, "peak": 1.0e9}}
+    (tmp_path / "page-runs.json").write_text("not json")
+    assert parallel.measured() == {}
 
 
 def test_page_fixes_keep_each_script_once():

@@ -7,17 +7,19 @@ code as it is now.
 
 Jupyter Book executes the pages it reads one after another, and most of a chapter's
 time is one CPU core busy in Python (plots, UMAP, Numba compiling). So before Sphinx
-reads the pages, this extension executes all of them, ``$MNISTLAB_BUILD_JOBS`` at a
-time (default: 2, or 1 on a one-core machine), each in its own kernel, and puts the
-executed notebooks into myst-nb's execution cache (``execute_notebooks: cache``),
-from which myst-nb then takes the outputs. That cache is emptied first, on every
-build: it only ever holds what this build executed. A chapter that fails here is left
-out of the cache, so myst-nb executes it again itself and reports the error as usual.
+reads the pages, this extension executes all of them, several at a time, each in its own
+kernel, and puts the executed notebooks into myst-nb's execution cache
+(``execute_notebooks: cache``), from which myst-nb then takes the outputs. That cache is
+emptied first, on every build: it only ever holds what this build executed. A chapter
+that fails here is left out of the cache, so myst-nb executes it again itself and
+reports the error as usual.
 
-Each chapter pins its own arithmetic in its first cell (:mod:`mnistlab.numerics`): one
-thread per kernel, so two kernels share two cores without waiting on each other. The
-paths a build is given relative to where it was started (``$MNISTLAB_MNIST_DIR``,
-``$MNISTLAB_CACHE``) are made absolute here, because each kernel runs in ``book/``.
+How many pages run at once, and how many threads each kernel gets, follows from the
+cores, the available memory and each page's peak memory as the last build on this
+machine measured it (:mod:`mnistlab.build.parallel`; ``$MNISTLAB_BUILD_JOBS`` overrides),
+and the build's log says what it chose. The paths a build is given relative to where it
+was started (``$MNISTLAB_MNIST_DIR``, ``$MNISTLAB_CACHE``) are made absolute here,
+because each kernel runs in ``book/``.
 """
 
 from __future__ import annotations
@@ -30,24 +32,12 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import suppress
 from pathlib import Path
 
-ENV_JOBS = "MNISTLAB_BUILD_JOBS"
 PATH_VARIABLES = ("MNISTLAB_MNIST_DIR", "MNISTLAB_CACHE")
 # Pages that read what the chapters of the same build wrote (the claims appendix reads
 # every chapter's verdicts): executed after all other pages are done.
 AFTER_ALL = ("claims",)
-
-
-def jobs() -> int:
-    """How many chapters run at once: ``$MNISTLAB_BUILD_JOBS``, else 2 (1 on one core)."""
-    value = os.environ.get(ENV_JOBS, "")
-    if not value:
-        return min(2, os.cpu_count() or 1)
-    if not value.isdigit() or int(value) < 1:
-        raise ValueError(f"${ENV_JOBS} must be a whole number >= 1, got {value!r}")
-    return int(value)
 
 
 def _every_page(app, env, added, changed, removed):
@@ -87,6 +77,11 @@ def _execute_all(app, env, docnames) -> None:
     if not pages:
         return
 
+    from mnistlab.build import parallel
+
+    plan = parallel.for_build(len(pages))
+    env = parallel.kernel_environment(plan.threads)
+
     def run(page, tmp: Path):
         # Each page in its own process (kernel clients are not thread-safe); the
         # threads of this pool only wait for them.
@@ -98,26 +93,30 @@ def _execute_all(app, env, docnames) -> None:
             [sys.executable, __file__, str(source), str(executed), str(path.parent), str(nb_config.execution_timeout)],
             capture_output=True,
             text=True,
+            env=env,
         )
         seconds = time.perf_counter() - started
         result = nbformat.read(executed, as_version=4) if proc.returncode == 0 else None
         slowest = json.loads(executed.with_suffix(".cells.json").read_text()) if result is not None else None
         return page, result, seconds, slowest, proc.stderr[-2000:]
 
-    n = jobs()
-    logger.info(f"[reexecute] executing {len(pages)} pages, {n} at a time")
+    n = plan.jobs
+    logger.info(
+        f"[reexecute] executing {len(pages)} pages, {n} at a time, {plan.threads} thread(s) each "
+        f"({parallel.cores()} cores, {parallel.available_memory() / parallel.GIB:.1f} GiB available)"
+    )
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(max_workers=n) as pool:
         # Longest first, by the times of the last build (a hint for the order only:
         # nothing is taken from that build); pages not timed yet first of all.
-        last = _last_seconds()
+        last = {page: run.get("seconds", 0.0) for page, run in parallel.measured().items()}
         ordered = sorted(reversed(pages), key=lambda page: -last.get(page[0], float("inf")))
         early = [page for page in ordered if page[0] not in AFTER_ALL]
         futures = [pool.submit(run, page, Path(tmp)) for page in early]
         for future in futures:
             future.result()  # the pages that read what the others wrote start when those are done
         futures += [pool.submit(run, page, Path(tmp)) for page in ordered if page[0] in AFTER_ALL]
-        seconds_now = {}
+        measured_now = {}
         for future in futures:
             (docname, path, _, read_fmt), executed, seconds, slowest, errors = future.result()
             if executed is None:
@@ -130,32 +129,13 @@ def _execute_all(app, env, docnames) -> None:
                 overwrite=True,
             )
             logger.info(
-                f"[reexecute] {docname}: {seconds:.1f} s (slowest cell: {slowest['seconds']:.1f} s, code cell "
-                f"{slowest['cell']} of {slowest['cells']}; the cell timeout is {nb_config.execution_timeout} s)"
+                f"[reexecute] {docname}: {seconds:.1f} s, peak {slowest['peak'] / parallel.GIB:.2f} GiB (slowest "
+                f"cell: {slowest['seconds']:.1f} s, code cell {slowest['cell']} of {slowest['cells']}; the cell "
+                f"timeout is {nb_config.execution_timeout} s)"
             )
-            seconds_now[docname] = seconds
+            measured_now[docname] = {"seconds": seconds, "peak": slowest["peak"]}
     logger.info(f"[reexecute] all pages executed in {time.perf_counter() - start:.1f} s")
-    _save_seconds(seconds_now)
-
-
-def _times_file() -> Path:
-    from mnistlab.cache import cache_dir
-
-    return cache_dir() / "page-seconds.json"
-
-
-def _last_seconds() -> dict[str, float]:
-    try:
-        times = json.loads(_times_file().read_text())
-        return {str(k): float(v) for k, v in times.items()}
-    except (OSError, ValueError, AttributeError, TypeError):
-        return {}  # no earlier build, or an unreadable file: the default order
-
-
-def _save_seconds(seconds: dict[str, float]) -> None:
-    with suppress(OSError):
-        _times_file().parent.mkdir(parents=True, exist_ok=True)
-        _times_file().write_text(json.dumps(seconds, indent=1, sort_keys=True))
+    parallel.record(measured_now)
 
 
 def _execute_one(source: str, executed: str, cwd: str, timeout: str) -> None:
@@ -185,8 +165,17 @@ def _execute_one(source: str, executed: str, cwd: str, timeout: str) -> None:
     nbformat.write(notebook, executed)
     code = [i for i, c in enumerate(notebook.cells) if c.cell_type == "code"]
     slowest = max(code, key=lambda i: seconds.get(i, 0.0))
+    from mnistlab.build.parallel import peak_of_children
+
     Path(executed).with_suffix(".cells.json").write_text(
-        json.dumps({"seconds": seconds.get(slowest, 0.0), "cell": code.index(slowest) + 1, "cells": len(code)})
+        json.dumps(
+            {
+                "seconds": seconds.get(slowest, 0.0),
+                "cell": code.index(slowest) + 1,
+                "cells": len(code),
+                "peak": peak_of_children(),  # the kernel's, once the client has shut it down
+            }
+        )
     )
 
 

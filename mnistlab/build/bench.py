@@ -6,7 +6,7 @@ side mean something. Parts (``--only`` picks some):
 
 * ``threads`` — an epoch of the chapter-2 MLP on full MNIST with 1 and 2 threads, alone
   and beside another CPU-bound process: the measurement behind the one thread that
-  :mod:`mnistlab.numerics` pins;
+  how many threads a chapter's kernel gets in a build;
 * ``throughput`` — the MLP's SGD steps against the loop a skilled user writes (tensors in
   memory, ``randperm``, ``torch.optim.SGD``: the headline ratio), against the textbook
   DataLoader loop, and against the FLOP floor;
@@ -43,7 +43,6 @@ import os
 import tempfile
 from pathlib import Path
 
-from mnistlab import numerics
 from mnistlab.build import book_bench, training_bench
 from mnistlab.build.machine import describe, matmul_gflops
 from mnistlab.data import MNIST_FILES, DataConfig, DataError, Dataset, dataset_from_idx, load_data
@@ -110,9 +109,8 @@ def _cnn_row(c: dict) -> tuple[str, str, str]:
         f"{c['ours_s']:.1f} s of SGD steps ({c['mflop_per_image']:.1f} MFLOP per image): "
         f"{c['ours_s'] / c['floor_1_s']:.1f}× the floor of one core ({c['floor_1_s']:.1f} s), "
         f"{c['ours_s'] / c['floor_2_s']:.1f}× that of two "
-        f"({c['floor_2_s']:.1f} s). PyTorch's conv2d (other bits on other CPUs): without oneDNN, 1 thread "
-        f"{c['torch_plain_s']:.1f} s; oneDNN, 2 threads {c['onednn_2_s']:.1f} s",
-        f"≤ 6 s: {_verdict(c['ours_s'] <= 6)}",
+        f"({c['floor_2_s']:.1f} s); with one thread {c['one_thread_s']:.1f} s",
+        f"≤ 3 s: {_verdict(c['ours_s'] <= 3)}",
     )
 
 
@@ -138,8 +136,7 @@ def run(parts: tuple[str, ...], mnist_dir: Path) -> tuple[list[tuple[str, str, s
             f"threads: one MLP epoch's SGD steps, {big.n_train:,} images",
             f"alone: 1 thread {cell[(1, False)]}, 2 threads {cell[(2, False)]}; beside another CPU-bound process: "
             f"1 thread {cell[(1, True)]}, 2 threads {cell[(2, True)]}",
-            f"the book pins {numerics.THREADS}: "
-            + _verdict(all(t[(numerics.THREADS, b)] <= min(t[(n, b)] for n in (1, 2)) * 1.05 for b in (False, True))),
+            "a build gives each chapter its share of the cores (mnistlab.build.parallel)",
         )
     measured: dict[str, dict] = {}
     if {"throughput", "scale"} & set(parts):
@@ -168,14 +165,6 @@ def run(parts: tuple[str, ...], mnist_dir: Path) -> tuple[list[tuple[str, str, s
             "network's batch gather; no bias, ReLU, loss, autograd or update); ≥ 4× the skilled loop "
             f"({p['skilled_s']:.3f} s) needs the whole step within {p['skilled_s'] / 4:.3f} s",
             f"the products alone leave {p['skilled_s'] / 4 - p['mlp_s']:+.3f} s for the rest of the step",
-        )
-        report(
-            f"a CNN step's im2col products alone, {p['n_train']:,} images",
-            f"1 thread {p['cnn_1_s']:.1f} s, 2 threads {p['cnn_2_s']:.1f} s per epoch (each convolution's "
-            "im2col copy and its output, weight-gradient and patch-gradient products; no pooling, dense "
-            "layers or col2im)",
-            f"≤ 6 s leaves {6 - p['cnn_1_s']:+.1f} s at the 1 thread the book pins, {6 - p['cnn_2_s']:+.1f} s at 2, "
-            "for the rest of the step",
         )
     # Measured on the small data for their own rows, and again as the baseline of the scale rows.
     r = training_bench.recording(small) if {"recording", "scale"} & set(parts) else None
@@ -327,7 +316,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--mnist-dir", type=Path, default=None, help="folder of full MNIST's IDX files")
     parser.add_argument("--readme", action="store_true", help="write the figures as a table into README.md")
     args = parser.parse_args(argv)
-    numerics.pin()
     parts = tuple(args.only or PARTS)
     print(f"mnistlab benchmarks on {describe()}", flush=True)
     rows, extras = run(parts, (args.mnist_dir or default_mnist_dir()).absolute())

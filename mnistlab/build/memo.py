@@ -21,8 +21,8 @@ a SHA-256 over
 * every argument's full content: tensors and arrays byte for byte, models by their
   architecture and weights, dataclasses field by field (:func:`digest`);
 * the versions of the numerical packages (torch, numpy, scipy, scikit-learn,
-  umap-learn, pynndescent, numba, mlxtend) and the pinned arithmetic of
-  :func:`mnistlab.numerics.signature` and NumPy's SIMD targets.
+  umap-learn, pynndescent, numba, mlxtend). Not the processor or the thread count:
+  another machine's arithmetic changes a result's last bits, not its evidence.
 
 Entries are :class:`mnistlab.cache.ModelCache` entries under ``<cache>/results/``:
 written atomically, checked against their SHA-256 on every read, and rebuilt when
@@ -51,7 +51,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from mnistlab import numerics
 from mnistlab.cache import ModelCache, cache_key
 
 R = TypeVar("R")
@@ -75,8 +74,7 @@ def cached(fn: Callable[..., R], cache: ModelCache | None = None) -> Callable[..
     def wrapper(*args, **kwargs):
         store = cache or ModelCache(kind="results")
         name = f"{fn.__module__}.{fn.__qualname__}"
-        arithmetic = (numerics.signature(), numerics.numpy_dispatch())
-        key = cache_key("result", name, code_fingerprint(fn), versions(), arithmetic, digest((args, kwargs)))
+        key = cache_key("result", name, code_fingerprint(fn), versions(), digest((args, kwargs)))
 
         def build():
             tensors: dict[str, torch.Tensor] = {}

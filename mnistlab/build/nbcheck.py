@@ -45,8 +45,10 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-# The key under an output's metadata where mnistlab.glue says what a glued value is.
-META = "mnistlab"
+# Where mnistlab.glue says what a glued value is (an output's metadata), the digits a glued
+# float keeps, and the unit of the last digit a format spec shows.
+from mnistlab.glue import META, SIGNIFICANT_DIGITS, _spec_unit  # noqa: F401 (spec_unit lives beside them)
+
 GLUE_TEXT = "application/papermill.record/text/plain"
 # Compared as text; pictures are not compared (as nbval does by default).
 TEXT_TYPES = ("text/plain", "text/markdown", "text/html", "text/latex", GLUE_TEXT)
@@ -161,7 +163,9 @@ def close_intervals(stored: tuple[float, float, float], fresh: tuple[float, floa
     slack = unit * (1 + 1e-9)
     half = min(sh - sl, fh - fl) / 2
     if not (fl - slack <= sv <= fh + slack and sl - slack <= fv <= sh + slack):
-        return f"the estimate moved from {sv:g} [{sl:g}, {sh:g}] to {fv:g} [{fl:g}, {fh:g}], outside the other's interval"
+        return (
+            f"the estimate moved from {sv:g} [{sl:g}, {sh:g}] to {fv:g} [{fl:g}, {fh:g}], outside the other's interval"
+        )
     if abs(sl - fl) > max(half, unit) * (1 + 1e-9) or abs(sh - fh) > max(half, unit) * (1 + 1e-9):
         return f"the interval moved from [{sl:g}, {sh:g}] to [{fl:g}, {fh:g}], more than half its width"
     return None
@@ -170,21 +174,27 @@ def close_intervals(stored: tuple[float, float, float], fresh: tuple[float, floa
 # --- texts against texts -------------------------------------------------------------
 
 
-def compare_text(stored: str, fresh: str, where: str = "", unit: float | None = None) -> list[str]:
+def compare_text(
+    stored: str, fresh: str, where: str = "", unit: float | None = None, masked: bool = False
+) -> list[str]:
     """The differences between two texts: their templates, then their numbers one by one.
 
-    ``unit``: the display unit of a lone glued number (the finest format the prose uses).
+    ``unit``: the display unit of a lone glued number (the finest format the prose uses);
+    ``masked``: compare the templates only (the numbers were compared otherwise, or vary).
     """
     stored_template, stored_numbers = tokens(stored)
     fresh_template, fresh_numbers = tokens(fresh)
     if stored_template != fresh_template or len(stored_numbers) != len(fresh_numbers):
         return [f"{where}: the text differs beyond its numbers:\n{_excerpt(stored, fresh)}"]
+    if masked:
+        return []
     lone = unit if len(stored_numbers) == 1 and isinstance(stored_numbers[0], Number) else None
     problems = []
     for s, f in zip(stored_numbers, fresh_numbers):
         if isinstance(s, Interval):
             why = close_intervals(
-                (s.estimate.value, s.low.value, s.high.value), (f.estimate.value, f.low.value, f.high.value),
+                (s.estimate.value, s.low.value, s.high.value),
+                (f.estimate.value, f.low.value, f.high.value),
                 max(s.unit, f.unit),
             )
             if why is None:
@@ -245,33 +255,40 @@ def compare_glued(stored: Mapping, fresh: Mapping, where: str, unit: float | Non
     s_text, f_text = stored["data"][GLUE_TEXT], fresh["data"][GLUE_TEXT]
     s_meta, f_meta = stored.get("metadata", {}).get(META, {}), fresh.get("metadata", {}).get(META, {})
     if s_meta.get("kind") != f_meta.get("kind"):
-        return [f"{where}: glued as a {s_meta.get('kind', 'plain value')}, now as a {f_meta.get('kind', 'plain value')}"]
+        return [
+            f"{where}: glued as a {s_meta.get('kind', 'plain value')}, now as a {f_meta.get('kind', 'plain value')}"
+        ]
     kind = s_meta.get("kind")
     if kind == "estimate":
         s, f = (s_meta["value"], s_meta["low"], s_meta["high"]), (f_meta["value"], f_meta["low"], f_meta["high"])
         why = close_intervals(s, f, unit if unit is not None else _stored_unit(s_text, f_text))
         return [] if why is None else [f"{where}: {why}"]
+    if kind == "varies":
+        return compare_text(s_text, f_text, where, masked=True)
     if kind == "claim":
         s, f = s_meta, f_meta
         fragile = s["fragile"] or f["fragile"]
         if s["verdict"] != f["verdict"] and not fragile:
             return [f"{where}: the verdict changed from {s['verdict']!r} to {f['verdict']!r} (neither run is fragile)"]
-        why = close_intervals(
-            (s["value"], s["low"], s["high"]), (f["value"], f["low"], f["high"]), max(s["unit"], f["unit"])
-        )
-        if why is not None:
-            return [f"{where}: {why}"]
+        if not s.get("varies"):
+            if s["n"] != f["n"]:
+                return [f"{where}: the claim's n changed from {s['n']} to {f['n']} (a count is exact)"]
+            why = close_intervals(
+                (s["value"], s["low"], s["high"]), (f["value"], f["low"], f["high"]), max(s["unit"], f["unit"])
+            )
+            if why is not None:
+                return [f"{where}: {why}"]
         if s["verdict"] != f["verdict"] or s["fragile"] != f["fragile"]:
             return []  # a fragile verdict may read otherwise on another machine; its estimate agreed
-        return compare_text(s_text, f_text, where)
+        return compare_text(s_text, f_text, where, masked=True)  # its numbers were compared above
     if unit is None:
         unit = _glued_float_unit(s_text, f_text)
     return compare_text(s_text, f_text, where, unit)
 
 
-# A glued float keeps this many significant digits (mnistlab.glue.SIGNIFICANT_DIGITS); its
-# repr drops trailing zeros, so "0.04" stands for 0.04000 and its last digit is not the repr's.
-GLUED_DIGITS = 4
+# A glued float keeps SIGNIFICANT_DIGITS significant digits; its repr drops trailing zeros,
+# so "0.04" stands for 0.04000 and its last digit is not the repr's.
+GLUED_DIGITS = SIGNIFICANT_DIGITS
 
 
 def _glued_float_unit(*texts: str) -> float | None:
@@ -283,8 +300,11 @@ def _glued_float_unit(*texts: str) -> float | None:
             return None
         values.append(abs(found[0].value))
     biggest = max(values)
-    return 10.0 ** (math.floor(math.log10(biggest)) - GLUED_DIGITS + 1) if biggest > 0 else min(
-        number_unit for number_unit in (tokens(t)[1][0].unit for t in texts))
+    return (
+        10.0 ** (math.floor(math.log10(biggest)) - GLUED_DIGITS + 1)
+        if biggest > 0
+        else min(number_unit for number_unit in (tokens(t)[1][0].unit for t in texts))
+    )
 
 
 def _stored_unit(*texts: str) -> float:
@@ -383,14 +403,6 @@ def display_units(markdown: str) -> dict[str, float]:
     return units
 
 
-def _spec_unit(spec: str) -> float | None:
-    m = re.fullmatch(r"[+\- ]?,?\.(\d+)([f%])", spec or "")
-    if not m:
-        return None
-    decimals = int(m.group(1)) + (2 if m.group(2) == "%" else 0)
-    return 10.0**-decimals
-
-
 # --- whole notebooks -------------------------------------------------------------------------
 
 
@@ -408,7 +420,9 @@ def merge_streams(outputs: Sequence[Mapping]) -> list[dict]:
     return merged
 
 
-def compare_notebooks(stored, fresh, units: Mapping[str, float] | None = None, sanitize=lambda s: s) -> dict[int, list[str]]:
+def compare_notebooks(
+    stored, fresh, units: Mapping[str, float] | None = None, sanitize=lambda s: s
+) -> dict[int, list[str]]:
     """Every code cell whose fresh outputs differ from the stored ones: {cell index: differences}.
 
     ``stored`` and ``fresh`` are nbformat notebooks with the same cells (``fresh`` executed
@@ -416,7 +430,9 @@ def compare_notebooks(stored, fresh, units: Mapping[str, float] | None = None, s
     ``nbval-skip`` are left out, as nbval leaves them.
     """
     if len(stored.cells) != len(fresh.cells):
-        raise ValueError(f"the notebooks have {len(stored.cells)} and {len(fresh.cells)} cells: not one notebook run twice")
+        raise ValueError(
+            f"the notebooks have {len(stored.cells)} and {len(fresh.cells)} cells: not one notebook run twice"
+        )
     out = {}
     for i, (s, f) in enumerate(zip(stored.cells, fresh.cells)):
         tags = set(s.get("metadata", {}).get("tags", []))

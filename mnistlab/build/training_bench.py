@@ -9,10 +9,9 @@
   epochs, recorded as the chapter records them) trained from an empty cache;
 * :func:`threads` — one training epoch with 1 and 2 threads, alone and beside another
   CPU-bound process (each in a fresh process);
-* :func:`cnn_epoch` — chapter 7's CNN: an epoch of SGD steps with the book's convolution
-  (:mod:`mnistlab.conv`) against its FLOP floor, and PyTorch's own convolution beside it;
+* :func:`cnn_epoch` — chapter 7's CNN: an epoch of SGD steps against its FLOP floor;
 * :func:`step_products` — the matrix products (and the batch gather) of a grouped MLP
-  step and of a CNN step alone, at the steps' own shapes: a floor no implementation with
+  step alone, at the steps' own shapes: a floor no implementation with
   these products can beat, unlike the 2048² matmul rate;
 * :func:`recording` — training with and without an activation snapshot every epoch,
   one network alone and a group of five;
@@ -190,9 +189,7 @@ def chapter6_networks(data: Dataset, seeds: int = 5) -> dict[str, float]:
 
 EPOCH_SCRIPT = """
 import json, sys, torch
-from mnistlab import numerics
-numerics.pin()
-torch.set_num_threads(int(sys.argv[1]))  # the thread count under test, over the pinned one
+torch.set_num_threads(int(sys.argv[1]))  # the thread count under test
 from mnistlab.data import DataConfig, load_data
 from mnistlab.models import ModelConfig
 from mnistlab.train import TrainConfig, load_or_train_all, train
@@ -219,25 +216,15 @@ def threads(source: str, mnist_dir: Path | None) -> dict[tuple[int, bool], float
 
 
 def cnn_epoch(data: Dataset) -> dict[str, float]:
-    """Chapter 7's CNN: seconds of one epoch's SGD steps, its FLOP floor, and PyTorch's conv2d beside it."""
-    import torch.nn.functional as F
-
-    from mnistlab import conv
-
+    """Chapter 7's CNN: seconds of one epoch's SGD steps (all threads, and one), and its FLOP floor."""
     config, tc = CNN_CONFIG, TrainConfig(epochs=1)
     ours = train(config, tc, data, progress=False).step_seconds
-
-    def with_torch_conv(mkldnn: bool, n_threads: int) -> float:
-        """The same epoch with PyTorch's convolution (other arithmetic, not the book's)."""
-        saved = conv.conv2d, torch.backends.mkldnn.enabled, torch.get_num_threads()
-        conv.conv2d = lambda x, w, b: F.conv2d(x, w, b, padding=w.shape[-1] // 2)
-        torch.backends.mkldnn.enabled = mkldnn
-        torch.set_num_threads(n_threads)
-        try:
-            return train(config, tc, data, progress=False).step_seconds
-        finally:
-            conv.conv2d, torch.backends.mkldnn.enabled = saved[0], saved[1]
-            torch.set_num_threads(saved[2])
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        one = train(config, tc, data, progress=False).step_seconds
+    finally:
+        torch.set_num_threads(before)
 
     flops = 3 * forward_flops(config) * data.n_train
     return {
@@ -246,8 +233,7 @@ def cnn_epoch(data: Dataset) -> dict[str, float]:
         "mflop_per_image": 3 * forward_flops(config) / 1e6,
         "floor_1_s": flops / (matmul_gflops(1) * 1e9),
         "floor_2_s": flops / (matmul_gflops(2) * 1e9),
-        "torch_plain_s": with_torch_conv(False, 1),
-        "onednn_2_s": with_torch_conv(True, 2),
+        "one_thread_s": one,
     }
 
 
@@ -295,36 +281,10 @@ def mlp_products(x_train: torch.Tensor, group: int, batch: int = 64):
     return step
 
 
-def cnn_products(batch: int = 64):
-    """One step's im2col products of chapter 7's convolutions, as a function of no arguments.
-
-    Each convolution's im2col copy and its output, weight-gradient and (for every layer
-    but the first, whose input needs no gradient) patch-gradient products: what any im2col
-    convolution pays, before pooling, the dense layers and col2im.
-    """
-    from mnistlab import conv
-
-    layers, size, c_in = [], 28, 1
-    for c_out in CNN_CONFIG.channels:
-        x = torch.rand(batch, c_in, size, size).contiguous(memory_format=torch.channels_last)
-        layers.append((x, torch.randn(c_out, c_in * 25), torch.randn(c_out), c_in > 1))
-        c_in, size = c_out, size // 2
-
-    def step() -> None:
-        for x, w, b, needs_input_grad in layers:
-            patches = conv._patches(x, 5)  # (C·k·k, B·H·W)
-            out = torch.addmm(b[:, None], w, patches)  # (O, B·H·W)
-            out @ patches.T  # the weight's gradient (the output stands in for its gradient)
-            if needs_input_grad:
-                w.T @ out  # the patches' gradient
-
-    return step
-
-
 def step_products(data: Dataset, group: int = 5, batch: int = 64) -> dict[str, float]:
     """Seconds per epoch of a step's matrix products alone, at the shapes the step multiplies.
 
-    A grouped MLP step (per network, in a group of ``group``) and a CNN step cannot take
+    A grouped MLP step (per network, in a group of ``group``) cannot take
     less than their products: unlike the 2048² matmul rate, a floor measured at the
     steps' own shapes.
     """
@@ -335,8 +295,6 @@ def step_products(data: Dataset, group: int = 5, batch: int = 64) -> dict[str, f
         "group": group,
         "skilled_s": min(skilled_epoch_seconds(data, ModelConfig(), tc) for _ in range(3)),
         "mlp_s": _best_seconds(mlp_products(data.x_train, group, batch), n_steps, 1) / group,
-        "cnn_1_s": _best_seconds(cnn_products(batch), n_steps, 1),
-        "cnn_2_s": _best_seconds(cnn_products(batch), n_steps, 2),
     }
 
 
