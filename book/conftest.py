@@ -40,10 +40,13 @@ MODES = ("evidence", "exact")
 
 
 @cache
-def _units(notebook: str) -> dict[str, float]:
-    """Each glued number's display unit, from the prose of the page beside the notebook."""
+def _prose(notebook: str) -> tuple[dict[str, float], set[str] | None]:
+    """Each glued number's display unit, and the glue names shown, from the page beside the notebook."""
     page = Path(notebook).with_suffix(".md")
-    return nbcheck.display_units(page.read_text(encoding="utf8")) if page.exists() else {}
+    if not page.exists():
+        return {}, None
+    text = page.read_text(encoding="utf8")
+    return nbcheck.display_units(text), nbcheck.shown_names(text)
 
 
 _nbval_compare = IPyNbCell.compare_outputs
@@ -56,11 +59,14 @@ def _compare_by_evidence(self, test, ref, skip_compare=None):
         raise ValueError(f"${ENV_MODE} must be one of {MODES}, got {mode!r}")
     if mode == "exact":
         return _nbval_compare(self, test, ref, skip_compare)
+    units, shown = _prose(str(self.fspath))
     problems = nbcheck.compare(
         nbcheck.merge_streams(coalesce_streams(ref)),
         nbcheck.merge_streams(coalesce_streams(test)),
-        _units(str(self.fspath)),
+        units,
         sanitize=self.sanitize,
+        shown=shown,
+        varies=nbcheck.VARIES_TAG in self.cell.metadata.get("tags", []),
     )
     self.comparison_traceback = problems
     return not problems

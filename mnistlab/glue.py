@@ -81,6 +81,7 @@ def _spec_unit(spec: str) -> float | None:
     decimals = int(m.group(1)) + (2 if m.group(2) == "%" else 0)
     return 10.0**-decimals
 
+
 _glued: dict[str, object] = {}  # name -> value, in this kernel
 
 
@@ -98,7 +99,22 @@ class _Record:
         return {"text/plain": repr(self.text)}, {META: self.meta}
 
 
-def what_it_is(v, varies: str | None = None) -> tuple[object, dict]:
+def _claim_meta(c: Claim, varies: str | None = None) -> dict:
+    e = c.estimate
+    return {
+        "kind": "claim",
+        "verdict": c.verdict,
+        "fragile": c.fragile,
+        "value": e.value,
+        "low": e.low,
+        "high": e.high,
+        "n": e.n,
+        "unit": spec_unit(c.spec, [e.value, e.low, e.high]),
+        "varies": varies,
+    }
+
+
+def what_it_is(v, varies: str | None = None, claims: Sequence[Claim] = ()) -> tuple[object, dict]:
     """What is glued for ``v`` (a number, a text, an estimate's value, a claim's sentence) and its metadata.
 
     An :class:`~mnistlab.stats.Estimate` is glued as its value, with its interval in the
@@ -106,13 +122,16 @@ def what_it_is(v, varies: str | None = None) -> tuple[object, dict]:
     it is fragile and its estimate. ``varies`` says why a value is a property of this one
     training run that another machine's arithmetic changes as another seed would (which
     feature a dictionary learned first, say): it is then compared as a text only, its
-    numbers aside (a claim's verdict is still compared).
+    numbers aside (a claim's verdict is still compared). ``claims``: the claims a text
+    ``v`` was written from (the digits a verdict holds for, listed): they are compared
+    one by one, and the text only where none of them is fragile.
     """
+    if claims:
+        if not isinstance(v, str):
+            raise TypeError(f"a value glued with the claims it was written from must be a text, got {v!r}")
+        return v, {"kind": "claims", "claims": [_claim_meta(c, varies) for c in claims]}
     if isinstance(v, Claim):
-        e = v.estimate
-        meta = {"kind": "claim", "verdict": v.verdict, "fragile": v.fragile, "value": e.value, "low": e.low,
-                "high": e.high, "n": e.n, "unit": spec_unit(v.spec, [e.value, e.low, e.high]), "varies": varies}
-        return v.sentence, meta
+        return v.sentence, _claim_meta(v, varies)
     elif isinstance(v, Estimate):
         meta, text = {"kind": "estimate", "value": v.value, "low": v.low, "high": v.high}, stored(v.value)
     else:
@@ -122,18 +141,18 @@ def what_it_is(v, varies: str | None = None) -> tuple[object, dict]:
     return text, meta
 
 
-def value(name: str, v, varies: str | None = None) -> None:
+def value(name: str, v, varies: str | None = None, claims: Sequence[Claim] = ()) -> None:
     """Register ``v`` under ``name`` for the prose, without displaying it.
 
     ``v`` is a number, a text, an :class:`~mnistlab.stats.Estimate` (the prose shows its
     value) or a :class:`~mnistlab.claims.Claim` (the prose shows its sentence); see
-    :func:`what_it_is` for ``varies``. Floats are glued with four significant digits (see
+    :func:`what_it_is` for ``varies`` and ``claims``. Floats are glued with four significant digits (see
     :func:`stored`); the chapter's own assertions use its full-precision values. One name
     holds one value: gluing another value under a name already used raises (two numbers
     cannot both be what one place in the prose says); running a cell again with the same
     result is fine.
     """
-    text, meta = what_it_is(v, varies)
+    text, meta = what_it_is(v, varies, claims)
     if name in _glued and not _same(_glued[name], text):
         raise ValueError(f"glue name {name!r} already holds {_glued[name]!r}; refusing to glue {text!r} over it")
     _glued[name] = text

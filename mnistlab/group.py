@@ -15,8 +15,9 @@ Each network keeps everything that makes it itself: its seed (initial weights), 
 batch order, its dropout masks, its learning rate, and its history, snapshots and
 gradient norms. A network's weights do not depend on which others it was trained
 with: :func:`mnistlab.train.train` trains an MLP as a group of one through this same
-code, and ``tests/test_group.py`` checks, bit for bit, one network alone against the
-same network in groups of 5 and 16.
+code, and ``tests/test_group.py`` checks one network alone against the same network in
+groups of 5 and 16 (the same to float32 rounding: a group's batched products may add in
+another order on some processors).
 
 Networks can share a group when their layers have the same widths and they train for
 the same epochs with the same batch size; input standardisation, LayerNorm, dropout

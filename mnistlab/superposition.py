@@ -15,7 +15,8 @@ has dimensions, in directions that interfere (five features in two dimensions ma
 regular pentagon), and its negative bias filters out the small interference.
 
 * :func:`train_toy` trains one model, :func:`train_toys` many in one pass (stacked
-  weights), bit for bit as each would train alone;
+  weights), each as it would train alone (to float32 rounding: a group's batched
+  products may add in another order);
 * :func:`feature_norms`, :func:`interference`, :func:`represented`,
   :func:`polygon_angles` and :func:`top_features_stored` read a trained ``W``;
 * :func:`phase_diagram` and :func:`phase_outcome`: the paper's smallest case, two
@@ -197,7 +198,7 @@ def _check_stackable(configs: Sequence[ToyConfig]) -> None:
 
 
 def train_toys(configs: Sequence[ToyConfig]) -> list[ToyModel]:
-    """Train several toy models in one pass; each is bit for bit what :func:`train_toy` gives.
+    """Train several toy models in one pass; each is what :func:`train_toy` gives, to float32 rounding.
 
     The models may differ in ``sparsity``, ``importance`` and ``seed``. Their weights
     are stacked, (G, m, n), and each step is one batched matrix product for all of

@@ -296,7 +296,7 @@ def model_key(model_config: ModelConfig, train_config: TrainConfig, data: Datase
         train_config,
         data.fingerprint,
         source_fingerprint(TRAINING_CODE),
-        runtime(train_config.device),  # "cpu" and "cpu:0" alike
+        runtime(train_config.device),
     )
 
 

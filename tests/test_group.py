@@ -1,4 +1,10 @@
-"""Many networks in one pass: a network's bits do not depend on the group it trained in."""
+"""Many networks in one pass: a network does not depend on the group it trained in.
+
+Alone or in a group, a network starts from the same weights and sees the same batches; the
+batched products of a group may add in another order than one network's (on some
+processors, with some thread counts), so the two agree to float32 rounding, and the same
+group on the same machine gives the same bits twice.
+"""
 
 import hashlib
 
@@ -19,6 +25,16 @@ VARIANTS = [
 ]
 
 
+def assert_same_network(a, b) -> None:
+    """The same network up to float32 rounding: weights, history and gradient norms."""
+    for (name, p), q in zip(a.model.named_parameters(), b.model.parameters()):
+        assert torch.allclose(p, q, rtol=1e-4, atol=1e-5), f"{name} differs by {(p - q).abs().max().item():.2e}"
+    for key in a.history:
+        assert a.history[key] == pytest.approx(b.history[key], rel=1e-4, abs=1e-5), key
+    for key in a.grad_norms:
+        assert a.grad_norms[key] == pytest.approx(b.grad_norms[key], rel=1e-3), key
+
+
 def fingerprint(run) -> tuple:
     weights = hashlib.sha256(b"".join(p.detach().numpy().tobytes() for p in run.model.parameters())).hexdigest()
     return weights, run.history, run.grad_norms
@@ -34,14 +50,16 @@ def alone(data):
 
 
 @pytest.mark.parametrize("size", [5, 16])
-def test_a_network_trains_to_the_same_bits_alone_and_in_a_group(data, alone, size):
+def test_a_network_trains_to_the_same_network_alone_and_in_a_group(data, alone, size):
     others = [Job(VARIANTS[i % 5], TrainConfig(epochs=2, seed=10 + i, lr=0.1 * (1 + i % 3))) for i in range(size - 2)]
     ours = [Job(VARIANTS[0], TrainConfig(epochs=2, seed=3)), Job(VARIANTS[4], TrainConfig(epochs=2, seed=3, lr=0.05))]
     jobs = others[: size // 2] + ours[:1] + others[size // 2 :] + ours[1:]  # not at the front, not together
     runs = train_group(jobs, data, progress=False)
     assert len(runs) == size
-    assert fingerprint(runs[jobs.index(ours[0])]) == fingerprint(alone["baseline"])
-    assert fingerprint(runs[jobs.index(ours[1])]) == fingerprint(alone["all options"])
+    assert_same_network(runs[jobs.index(ours[0])], alone["baseline"])
+    assert_same_network(runs[jobs.index(ours[1])], alone["all options"])
+    again = train_group(jobs, data, progress=False)  # the same group on the same machine: the same bits
+    assert [fingerprint(r) for r in again] == [fingerprint(r) for r in runs]
 
 
 def test_each_network_of_a_group_is_its_own(data):
@@ -98,5 +116,5 @@ def test_load_or_train_all_trains_the_missing_together_and_stores_each_alone(dat
     assert all(r.from_cache for r in again)
     for r, twin in zip(together, reversed(again)):
         assert fingerprint(r) == fingerprint(twin) and torch.equal(r.snapshots["fc1_post"], twin.snapshots["fc1_post"])
-    assert fingerprint(together[0]) == fingerprint(first_alone)
+    assert_same_network(together[0], first_alone)
     assert len(cache.entries()) == 4

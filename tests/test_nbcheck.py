@@ -59,8 +59,8 @@ def test_machine_noise_passes(stored, fresh):
         ("unit 7 loses 45%", "unit 8 loses 45%", "integer is exact"),
         ("32 units", "64 units", "integer is exact"),
         ("mean 0.912", "mean 0.915", "last digit"),
-        ("gap +14.2 points [+11.8, +16.8]", "gap +18.0 points [+15.6, +20.4]", "outside the other's interval"),
-        ("gap +14.2 points [+11.8, +16.8]", "gap +14.2 points [+9.0, +19.6]", "more than half its width"),
+        ("gap +14.2 points [+11.8, +16.8]", "gap +20.0 points [+17.6, +22.4]", "do not overlap"),
+        ("gap +14.2 points [+11.8, +16.8]", "gap +14.2 points [+3.0, +26.6]", "narrower one's width"),
         ("it holds (0.5)", "it does not hold (0.5)", "beyond its numbers"),
         ("a\nb", "a", "beyond its numbers"),
         ("best lr 0.1", "best lr never", "beyond its numbers"),
@@ -93,6 +93,7 @@ def test_glued_estimates_move_within_their_interval():
         return glued("e", repr(v), {"kind": "estimate", "value": v, "low": lo, "high": hi})
 
     assert nbcheck.compare([est(0.035, 0.01, 0.06)], [est(0.04, 0.015, 0.065)], {"e": 0.001}) == []
+    assert nbcheck.compare([est(0.035, 0.01, 0.06)], [est(0.05, 0.03, 0.07)], {"e": 0.001}) == []  # they overlap
     assert nbcheck.compare([est(0.035, 0.01, 0.06)], [est(0.09, 0.07, 0.11)], {"e": 0.001}) != []
     assert nbcheck.compare([est(0.035, 0.01, 0.06)], [glued("e", "0.035")]) != []  # no longer an estimate
 
@@ -108,7 +109,7 @@ def test_a_verdict_may_change_only_where_a_run_marks_it_fragile():
     )
     assert nbcheck.compare([firm], [claim("undecided", 0.08, -0.001, 0.16, fragile=True)]) == []
     # A fragile verdict still needs its estimate where the other run's interval allows it.
-    far = nbcheck.compare([claim("holds", 0.09, 0.01, 0.17, fragile=True)], [claim("undecided", 0.5, -0.2, 0.9)])
+    far = nbcheck.compare([claim("holds", 0.09, 0.01, 0.17, fragile=True)], [claim("undecided", 0.5, 0.3, 0.9)])
     assert len(far) == 1 and "estimate" in far[0]
 
 
@@ -135,3 +136,35 @@ def test_sanitizer_applies_before_comparing():
         sanitize=lambda s: "<Figure>" if s.startswith("<Figure") else s,
     )
     assert problems == []
+
+
+def test_a_text_written_from_claims_is_compared_claim_by_claim():
+    def listed(text, *items):
+        return glued(
+            "l", repr(text), {"kind": "claims", "claims": [claim(*i)["metadata"][nbcheck.META] for i in items]}
+        )
+
+    firm = [("holds", 0.09, 0.05, 0.13), ("undecided", 0.01, -0.03, 0.05)]
+    assert nbcheck.compare([listed("0", *firm)], [listed("0", *firm)]) == []
+    assert nbcheck.compare([listed("0", *firm)], [listed("0, 1", *firm)]) != []  # firm claims: the text must agree
+    close = [("holds", 0.09, 0.05, 0.13), ("undecided", 0.02, -0.01, 0.05, True)]
+    flipped = [("holds", 0.09, 0.05, 0.13), ("holds", 0.03, 0.001, 0.06, True)]
+    assert nbcheck.compare([listed("0 (1 close)", *close)], [listed("0, 1", *flipped)]) == []
+    assert nbcheck.compare([listed("0", *firm)], [listed("0", firm[0])]) != []  # another number of claims
+    assert nbcheck.compare([listed("0", *firm)], [listed("0", firm[0], ("holds", 0.09, 0.05, 0.13))]) != []
+
+
+def test_a_value_that_varies_by_run_is_compared_as_text():
+    def varies(text):
+        return glued("v", text, {"kind": "varies", "why": "which feature an SAE learns first"})
+
+    assert nbcheck.compare([varies("'feature 17'")], [varies("'feature 63'")]) == []
+    assert nbcheck.compare([varies("'feature 17'")], [varies("'unit 17'")]) != []
+    assert nbcheck.compare([varies("17")], [glued("v", "63")]) != []  # declared on one side only
+
+
+def test_a_cell_tagged_varies_by_run_compares_its_printed_text_not_its_numbers():
+    a, b = stream("epoch 5: 66.5%, 14 pairs"), stream("epoch 5: 66.3%, 13 pairs")
+    assert nbcheck.compare([a], [b]) != []
+    assert nbcheck.compare([a], [b], varies=True) == []
+    assert nbcheck.compare([a], [stream("epoch 5: 66.3% and 13 pairs")], varies=True) != []

@@ -13,8 +13,8 @@ what a fresh run must reproduce:
 * **numbers**, each at a tolerance that follows from what it is:
 
   - a number written as an integer (a count, a width, a unit's index, n) is exact;
-  - an interval written in the text, ``E [L, U]``: each estimate lies in the other's
-    interval, and each end moves by at most half the interval's width;
+  - an interval written in the text, ``E [L, U]``: the two intervals overlap, and each
+    end moves by at most the narrower interval's width (:func:`close_intervals`);
   - a glued :class:`~mnistlab.stats.Estimate` (its interval travels in the output's
     metadata): the same, from that interval;
   - a glued :class:`~mnistlab.claims.Claim`: the same verdict, unless either run marks
@@ -22,6 +22,12 @@ what a fresh run must reproduce:
     another machine's arithmetic could move it across); its estimate as an Estimate;
   - any other decimal: within one unit of its last digit as the reader sees it (a glued
     number at the finest format the chapter's prose shows it with, ``.1%`` say);
+  - a plain glued number that the page's prose never shows (one layer's figure of a loop
+    over both, say) has no digits a reader sees: it is compared as a text, its kind and
+    form, not its digits;
+* **a cell tagged** :data:`VARIES_TAG` prints properties of this one training run (a
+  learning curve's accuracies, the pairs a network confuses): its printed numbers are
+  not compared, its text and layout are (its glued values keep their own kinds);
 * **widget data** (an output whose metadata says ``"compare": "structure"``, such as the
   unit explorer's JSON): the same keys, types and lengths; its numbers are checked
   against the library by the explorer's own tests.
@@ -42,7 +48,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass
 
 # Where mnistlab.glue says what a glued value is (an output's metadata), the digits a glued
@@ -50,6 +56,8 @@ from dataclasses import dataclass
 from mnistlab.glue import META, SIGNIFICANT_DIGITS, _spec_unit  # noqa: F401 (spec_unit lives beside them)
 
 GLUE_TEXT = "application/papermill.record/text/plain"
+# A cell whose printed numbers are properties of this training run (see the module docstring).
+VARIES_TAG = "varies-by-run"
 # Compared as text; pictures are not compared (as nbval does by default).
 TEXT_TYPES = ("text/plain", "text/markdown", "text/html", "text/latex", GLUE_TEXT)
 
@@ -152,22 +160,26 @@ def _same_float(a: float, b: float) -> bool:
 
 
 def close_intervals(stored: tuple[float, float, float], fresh: tuple[float, float, float], unit: float) -> str | None:
-    """Why the estimate-with-interval ``fresh`` (value, low, high) is not ``stored``'s, or None.
+    """Why the estimate-with-interval ``fresh`` (value, low, high) is not consistent with ``stored``, or None.
 
-    Each value lies in the other's interval (widened by one display ``unit`` for rounding),
-    and each end moves by at most half the narrower interval's width (or one unit).
+    The two intervals overlap (widened by one display ``unit`` for rounding), and each end
+    moves by at most the narrower interval's width: two runs whose estimates their own
+    uncertainty cannot tell apart. Between two machines an end moved by at most 0.75 of
+    its interval's width over the book's claims (an SAE feature chosen on validation
+    images, chapter 8); a real change (another width, threshold or learning rate) moves
+    estimates by more, and changes the text, the counts and the verdicts besides.
     """
     (sv, sl, sh), (fv, fl, fh) = stored, fresh
     if any(math.isnan(v) for v in (*stored, *fresh)):
         return None if all(_same_float(a, b) for a, b in zip(stored, fresh)) else f"{stored} became {fresh}"
     slack = unit * (1 + 1e-9)
-    half = min(sh - sl, fh - fl) / 2
-    if not (fl - slack <= sv <= fh + slack and sl - slack <= fv <= sh + slack):
+    width = min(sh - sl, fh - fl)
+    if fl > sh + slack or sl > fh + slack:
         return (
-            f"the estimate moved from {sv:g} [{sl:g}, {sh:g}] to {fv:g} [{fl:g}, {fh:g}], outside the other's interval"
+            f"the estimate moved from {sv:g} [{sl:g}, {sh:g}] to {fv:g} [{fl:g}, {fh:g}]: the intervals do not overlap"
         )
-    if abs(sl - fl) > max(half, unit) * (1 + 1e-9) or abs(sh - fh) > max(half, unit) * (1 + 1e-9):
-        return f"the interval moved from [{sl:g}, {sh:g}] to [{fl:g}, {fh:g}], more than half its width"
+    if abs(sl - fl) > max(width, unit) * (1 + 1e-9) or abs(sh - fh) > max(width, unit) * (1 + 1e-9):
+        return f"the interval moved from [{sl:g}, {sh:g}] to [{fl:g}, {fh:g}], more than the narrower one's width"
     return None
 
 
@@ -219,6 +231,8 @@ def _excerpt(stored: str, fresh: str, width: int = 160) -> str:
 def structure(value) -> object:
     """The shape of a JSON value: keys, types and lengths, without its numbers and strings."""
     if isinstance(value, dict):
+        if value and all(k.isdigit() for k in value):  # entries by index (the images a run shows): any number
+            return ["entries", structure(next(iter(value.values())))]
         return {k: structure(v) for k, v in sorted(value.items())}
     if isinstance(value, list):
         return ["list", len(value), [structure(v) for v in value[:1]]]
@@ -250,7 +264,7 @@ def compare_structure(stored: str, fresh: str, where: str) -> list[str]:
 # --- glued values ----------------------------------------------------------------------
 
 
-def compare_glued(stored: Mapping, fresh: Mapping, where: str, unit: float | None) -> list[str]:
+def compare_glued(stored: Mapping, fresh: Mapping, where: str, unit: float | None, hidden: bool = False) -> list[str]:
     """A glued value: its text as a text, or as its estimate or claim says (see the module docstring)."""
     s_text, f_text = stored["data"][GLUE_TEXT], fresh["data"][GLUE_TEXT]
     s_meta, f_meta = stored.get("metadata", {}).get(META, {}), fresh.get("metadata", {}).get(META, {})
@@ -265,25 +279,35 @@ def compare_glued(stored: Mapping, fresh: Mapping, where: str, unit: float | Non
         return [] if why is None else [f"{where}: {why}"]
     if kind == "varies":
         return compare_text(s_text, f_text, where, masked=True)
+    if kind == "claims":
+        if len(s_meta["claims"]) != len(f_meta["claims"]):
+            return [f"{where}: written from {len(s_meta['claims'])} claims, now from {len(f_meta['claims'])}"]
+        problems = [p for s, f in zip(s_meta["claims"], f_meta["claims"]) for p in _compare_claim(s, f, where)]
+        if problems or any(c["fragile"] for c in s_meta["claims"] + f_meta["claims"]):
+            return problems  # a text written from a fragile claim may read otherwise on another machine
+        return compare_text(s_text, f_text, where, masked=True)
     if kind == "claim":
-        s, f = s_meta, f_meta
-        fragile = s["fragile"] or f["fragile"]
-        if s["verdict"] != f["verdict"] and not fragile:
-            return [f"{where}: the verdict changed from {s['verdict']!r} to {f['verdict']!r} (neither run is fragile)"]
-        if not s.get("varies"):
-            if s["n"] != f["n"]:
-                return [f"{where}: the claim's n changed from {s['n']} to {f['n']} (a count is exact)"]
-            why = close_intervals(
-                (s["value"], s["low"], s["high"]), (f["value"], f["low"], f["high"]), max(s["unit"], f["unit"])
-            )
-            if why is not None:
-                return [f"{where}: {why}"]
-        if s["verdict"] != f["verdict"] or s["fragile"] != f["fragile"]:
-            return []  # a fragile verdict may read otherwise on another machine; its estimate agreed
-        return compare_text(s_text, f_text, where, masked=True)  # its numbers were compared above
+        problems = _compare_claim(s_meta, f_meta, where)
+        if problems or s_meta["verdict"] != f_meta["verdict"] or s_meta["fragile"] != f_meta["fragile"]:
+            return problems  # a fragile verdict may read otherwise on another machine; its estimate agreed
+        return compare_text(s_text, f_text, where, masked=True)  # its numbers were compared by the claim
     if unit is None:
         unit = _glued_float_unit(s_text, f_text)
-    return compare_text(s_text, f_text, where, unit)
+    return compare_text(s_text, f_text, where, unit, masked=hidden)
+
+
+def _compare_claim(s: Mapping, f: Mapping, where: str) -> list[str]:
+    """A claim against a claim: the verdict (unless fragile), then (unless it varies) n and the interval."""
+    if s["verdict"] != f["verdict"] and not (s["fragile"] or f["fragile"]):
+        return [f"{where}: the verdict changed from {s['verdict']!r} to {f['verdict']!r} (neither run is fragile)"]
+    if s.get("varies"):
+        return []
+    if s["n"] != f["n"]:
+        return [f"{where}: the claim's n changed from {s['n']} to {f['n']} (a count is exact)"]
+    why = close_intervals(
+        (s["value"], s["low"], s["high"]), (f["value"], f["low"], f["high"]), max(s["unit"], f["unit"])
+    )
+    return [] if why is None else [f"{where}: {why}"]
 
 
 # A glued float keeps SIGNIFICANT_DIGITS significant digits; its repr drops trailing zeros,
@@ -341,6 +365,8 @@ def compare(
     fresh: Sequence[Mapping],
     units: Mapping[str, float] | None = None,
     sanitize=lambda s: s,
+    varies: bool = False,
+    shown: Container[str] | None = None,
 ) -> list[str]:
     """Every difference between a cell's stored and fresh outputs that another machine could not explain.
 
@@ -348,6 +374,8 @@ def compare(
         stored, fresh: the cell's outputs (nbformat dicts), streams already merged.
         units: each glue name's display unit (:func:`display_units`); others as written.
         sanitize: applied to every text before comparing (nbval's sanitizer patterns).
+        varies: the cell is tagged :data:`VARIES_TAG`: its printed numbers are not compared.
+        shown: the glue names the page's prose shows (:func:`shown_names`); None: all of them.
 
     Returns:
         One line per difference; empty when the fresh run reproduces the stored one.
@@ -360,14 +388,15 @@ def compare(
     for s, f in zip(stored, fresh):
         where = _label(s)
         if s.get("output_type") == "stream":
-            problems += compare_text(sanitize(_text(s["text"])), sanitize(_text(f["text"])), where)
+            problems += compare_text(sanitize(_text(s["text"])), sanitize(_text(f["text"])), where, masked=varies)
             continue
         data_s, data_f = s.get("data", {}), f.get("data", {})
         if GLUE_TEXT in data_s:
             name = s["metadata"]["scrapbook"]["name"]
             sd = {**s, "data": {GLUE_TEXT: sanitize(_text(data_s[GLUE_TEXT]))}}
             fd = {**f, "data": {GLUE_TEXT: sanitize(_text(data_f[GLUE_TEXT]))}}
-            problems += compare_glued(sd, fd, where, units.get(name))
+            hidden = shown is not None and name not in shown
+            problems += compare_glued(sd, fd, where, units.get(name), hidden)
             continue
         by_structure = s.get("metadata", {}).get(META, {}).get("compare") == "structure"
         for mime in TEXT_TYPES:
@@ -383,6 +412,17 @@ def compare(
 # --- what the prose shows ------------------------------------------------------------------
 
 _ROLE = re.compile(r"\{glue(?::text)?\}`([^`:]+)(?::([^`]*))?`")
+
+
+def shown_names(markdown: str) -> set[str]:
+    """The glue names a page's prose shows (``{glue:text}``, ``{glue}`` and ``{glue:md}`` roles, glued figures).
+
+    >>> sorted(shown_names("reads {glue:text}`acc:.1%` of {glue}`n`; {glue:md}`table`"))
+    ['acc', 'n', 'table']
+    """
+    roles = re.findall(r"\{glue(?::\w+)?\}`(?:[^`:]*::)?([^`:]+)", markdown)
+    figures = re.findall(r"\{glue(?::\w+)?\}\s+(\S+)", markdown)
+    return set(roles) | set(figures)
 
 
 def display_units(markdown: str) -> dict[str, float]:
@@ -421,7 +461,7 @@ def merge_streams(outputs: Sequence[Mapping]) -> list[dict]:
 
 
 def compare_notebooks(
-    stored, fresh, units: Mapping[str, float] | None = None, sanitize=lambda s: s
+    stored, fresh, units: Mapping[str, float] | None = None, sanitize=lambda s: s, shown: Container[str] | None = None
 ) -> dict[int, list[str]]:
     """Every code cell whose fresh outputs differ from the stored ones: {cell index: differences}.
 
@@ -438,7 +478,14 @@ def compare_notebooks(
         tags = set(s.get("metadata", {}).get("tags", []))
         if s.cell_type != "code" or tags & {"nbval-ignore-output", "nbval-skip"}:
             continue
-        problems = compare(merge_streams(s.get("outputs", [])), merge_streams(f.get("outputs", [])), units, sanitize)
+        problems = compare(
+            merge_streams(s.get("outputs", [])),
+            merge_streams(f.get("outputs", [])),
+            units,
+            sanitize,
+            varies=VARIES_TAG in tags,
+            shown=shown,
+        )
         if problems:
             out[i] = problems
     return out
