@@ -114,7 +114,19 @@ def _claim_meta(c: Claim, varies: str | None = None) -> dict:
     }
 
 
-def what_it_is(v, varies: str | None = None, claims: Sequence[Claim] = ()) -> tuple[object, dict]:
+def written_from(claims: Sequence[Claim], verdicts_only: bool = False) -> dict:
+    """The metadata of an output written from ``claims`` (a table of them, say), for ``display(..., metadata=)``.
+
+    nbval then compares the output claim by claim (:mod:`mnistlab.build.nbcheck`), and its
+    text only where no claim is fragile; with ``verdicts_only``, only the claims' verdicts
+    (their estimates are compared where each chapter states them).
+    """
+    return {META: {"kind": "claims", "claims": [_claim_meta(c) for c in claims], "verdicts_only": verdicts_only}}
+
+
+def what_it_is(
+    v, varies: str | None = None, claims: Sequence[Claim] = (), verdicts_only: bool = False
+) -> tuple[object, dict]:
     """What is glued for ``v`` (a number, a text, an estimate's value, a claim's sentence) and its metadata.
 
     An :class:`~mnistlab.stats.Estimate` is glued as its value, with its interval in the
@@ -122,14 +134,13 @@ def what_it_is(v, varies: str | None = None, claims: Sequence[Claim] = ()) -> tu
     it is fragile and its estimate. ``varies`` says why a value is a property of this one
     training run that another machine's arithmetic changes as another seed would (which
     feature a dictionary learned first, say): it is then compared as a text only, its
-    numbers aside (a claim's verdict is still compared). ``claims``: the claims a text
-    ``v`` was written from (the digits a verdict holds for, listed): they are compared
-    one by one, and the text only where none of them is fragile.
+    numbers aside (a claim's verdict is still compared). ``claims``: the claims a value
+    ``v`` was written from (the digits a verdict holds for, listed; a count of verdicts):
+    they are compared one by one, and the value only where none of them is fragile.
     """
     if claims:
-        if not isinstance(v, str):
-            raise TypeError(f"a value glued with the claims it was written from must be a text, got {v!r}")
-        return v, {"kind": "claims", "claims": [_claim_meta(c, varies) for c in claims]}
+        meta = {"kind": "claims", "claims": [_claim_meta(c, varies) for c in claims], "verdicts_only": verdicts_only}
+        return stored(v), meta
     if isinstance(v, Claim):
         return v.sentence, _claim_meta(v, varies)
     elif isinstance(v, Estimate):
@@ -141,18 +152,19 @@ def what_it_is(v, varies: str | None = None, claims: Sequence[Claim] = ()) -> tu
     return text, meta
 
 
-def value(name: str, v, varies: str | None = None, claims: Sequence[Claim] = ()) -> None:
+def value(name: str, v, varies: str | None = None, claims: Sequence[Claim] = (), verdicts_only: bool = False) -> None:
     """Register ``v`` under ``name`` for the prose, without displaying it.
 
     ``v`` is a number, a text, an :class:`~mnistlab.stats.Estimate` (the prose shows its
     value) or a :class:`~mnistlab.claims.Claim` (the prose shows its sentence); see
-    :func:`what_it_is` for ``varies`` and ``claims``. Floats are glued with four significant digits (see
+    :func:`what_it_is` for ``varies`` and ``claims``, :func:`written_from` for
+    ``verdicts_only``. Floats are glued with four significant digits (see
     :func:`stored`); the chapter's own assertions use its full-precision values. One name
     holds one value: gluing another value under a name already used raises (two numbers
     cannot both be what one place in the prose says); running a cell again with the same
     result is fine.
     """
-    text, meta = what_it_is(v, varies, claims)
+    text, meta = what_it_is(v, varies, claims, verdicts_only)
     if name in _glued and not _same(_glued[name], text):
         raise ValueError(f"glue name {name!r} already holds {_glued[name]!r}; refusing to glue {text!r} over it")
     _glued[name] = text

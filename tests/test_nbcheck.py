@@ -158,8 +158,9 @@ def test_a_value_that_varies_by_run_is_compared_as_text():
     def varies(text):
         return glued("v", text, {"kind": "varies", "why": "which feature an SAE learns first"})
 
-    assert nbcheck.compare([varies("'feature 17'")], [varies("'feature 63'")]) == []
-    assert nbcheck.compare([varies("'feature 17'")], [varies("'unit 17'")]) != []
+    assert nbcheck.compare([varies("17")], [varies("63")]) == []
+    assert nbcheck.compare([varies("'20, 15, never'")], [varies("'never, 15, 16'")]) == []
+    assert nbcheck.compare([varies("17")], [varies("0.5")]) != []  # another kind of value
     assert nbcheck.compare([varies("17")], [glued("v", "63")]) != []  # declared on one side only
 
 
@@ -168,3 +169,47 @@ def test_a_cell_tagged_varies_by_run_compares_its_printed_text_not_its_numbers()
     assert nbcheck.compare([a], [b]) != []
     assert nbcheck.compare([a], [b], varies=True) == []
     assert nbcheck.compare([a], [stream("epoch 5: 66.3% and 13 pairs")], varies=True) != []
+    listing = stream("2 pairs:\n  unit 7: digit 3\n  unit 1: digit 9")
+    assert (
+        nbcheck.compare(
+            [listing], [stream("3 pairs:\n  unit 2: digit 3\n  unit 7: digit 3\n  unit 1: digit 9")], varies=True
+        )
+        == []
+    )  # another number of rows of the same kinds
+    assert nbcheck.compare([listing], [stream("2 pairs:\n  unit 7 loses digit 3")], varies=True) != []
+
+
+def test_a_percentage_is_a_measured_share_not_a_count():
+    assert nbcheck.compare([stream("24% of fc1_pre")], [stream("25% of fc1_pre")]) == []
+    assert nbcheck.compare([stream("24% of fc1_pre")], [stream("26% of fc1_pre")]) != []
+
+
+def test_a_table_written_from_claims_compares_their_verdicts():
+    def table(text, *items):
+        meta = {"kind": "claims", "verdicts_only": True, "claims": [claim(*i)["metadata"][nbcheck.META] for i in items]}
+        return {
+            "output_type": "display_data",
+            "data": {"text/markdown": text, "text/plain": "<Markdown>"},
+            "metadata": {nbcheck.META: meta},
+        }
+
+    firm, close = ("holds", 0.09, 0.05, 0.13), ("holds", 0.02, 0.001, 0.05, True)
+    # Verdicts only: an estimate may move beyond its interval here (its chapter compares it).
+    assert (
+        nbcheck.compare(
+            [table("| **holds** | 0.09 |", firm)], [table("| **holds** | 0.30 |", ("holds", 0.3, 0.2, 0.4))]
+        )
+        == []
+    )
+    assert (
+        nbcheck.compare([table("| **holds** |", firm)], [table("| **not shown** |", ("undecided", 0.0, -0.1, 0.1))])
+        != []
+    )
+    assert (
+        nbcheck.compare(
+            [table("| **holds** (close to the line) |", close)],
+            [table("| **not shown** |", ("undecided", 0.01, -0.01, 0.04))],
+        )
+        == []
+    )
+    assert nbcheck.compare([table("| a |", firm)], [table("| b |", firm)]) != []  # firm claims: the text agrees

