@@ -85,9 +85,12 @@ def test_forward_flops_count_the_books_networks():
 def test_the_build_log_gives_each_pages_seconds_and_slowest_cell():
     from mnistlab.build import book_bench
 
-    log = "[reexecute] 07_cnn: 612.3 s (slowest cell: 301.0 s, code cell 3 of 30; the cell timeout is 900 s)"
+    log = (
+        "[reexecute] 07_cnn: 612.3 s, peak 1.25 GiB (slowest cell: 301.0 s, code cell 3 of 30; the cell timeout "
+        "is 900 s)"
+    )
     page = book_bench.PAGE_LINE.search(log)
-    assert page[1] == "07_cnn" and float(page[2]) == 612.3 and float(page[3]) == 301.0
+    assert page[1] == "07_cnn" and float(page[2]) == 612.3 and float(page[3]) == 1.25 and float(page[4]) == 301.0
 
 
 def test_the_step_products_are_the_steps_own_flops():

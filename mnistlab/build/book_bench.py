@@ -20,7 +20,9 @@ from pathlib import Path
 from mnistlab.build.machine import neighbour, tree_memory
 
 ROOT = Path(__file__).resolve().parents[2]
-PAGE_LINE = re.compile(r"\[reexecute\] (\S+): ([\d.]+) s \(slowest cell: ([\d.]+) s, code cell (\d+)")
+PAGE_LINE = re.compile(
+    r"\[reexecute\] (\S+): ([\d.]+) s(?:, peak ([\d.]+) GiB)? \(slowest\s+cell: ([\d.]+) s, code cell (\d+)"
+)
 
 
 def build(folder: Path, cache: Path, data: str, mnist_dir: Path | None = None, beside_neighbour: bool = False) -> dict:
@@ -48,7 +50,10 @@ def build(folder: Path, cache: Path, data: str, mnist_dir: Path | None = None, b
     text = log.read_text()
     if proc.returncode != 0:
         raise RuntimeError(f"the book build into {folder} failed:\n{text[-3000:]}")
-    pages = {m[1]: {"seconds": float(m[2]), "slowest_cell": float(m[3])} for m in PAGE_LINE.finditer(text)}
+    pages = {
+        m[1]: {"seconds": float(m[2]), "peak_gib": float(m[3] or 0), "slowest_cell": float(m[4])}
+        for m in PAGE_LINE.finditer(text)
+    }
     return {"seconds": seconds, "peak_gb": peak / 1e9, "peak_rss_gb": peak_rss / 1e9, "pages": pages}
 
 
