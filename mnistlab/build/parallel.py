@@ -20,7 +20,7 @@ never add up to more than the cores.
 >>> plan(cores=2, available=24 * GIB, peaks={}, pages=13)
 Plan(jobs=2, threads=1)
 >>> plan(cores=16, available=24 * GIB, peaks={"07_cnn": 5 * GIB}, pages=13)
-Plan(jobs=6, threads=2)
+Plan(jobs=5, threads=3)
 """
 
 from __future__ import annotations
