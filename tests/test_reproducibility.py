@@ -11,7 +11,8 @@ Two halves, each able to fail:
   chapter 3, which reads that network's recorded snapshots, then chapter 2), so the same
   run shows that no result depends on the order chapters run in;
 * **teeth**: the same comparison fails a stored notebook made stale by a real change (a
-  layer width, a learning rate, a threshold), in several cells.
+  layer width, a learning rate: in several cells; a threshold: in the cell that states it,
+  since the counts beside a line are properties of one run, compared by kind).
 """
 
 import os
@@ -66,22 +67,26 @@ def stale(name: str, old: str, new: str, tmp_path: Path) -> Path:
 
 
 @pytest.mark.parametrize(
-    "name, old, new",
+    "name, old, new, at_least",
     [
         (
             "02_training_on_mnist",
             "model_config = ModelConfig(hidden=(32, 16))",
             "model_config = ModelConfig(hidden=(28, 16))",
+            2,
         ),
         (
             "02_training_on_mnist",
             "TrainConfig(epochs=20, batch_size=64, lr=0.1, seed=0)",
             "TrainConfig(epochs=20, batch_size=64, lr=0.07, seed=0)",
+            2,
         ),
-        ("05_interventions", "threshold = compare.BOTTLENECK_THRESHOLD", "threshold = 0.25"),
+        # How many unit-digit pairs pass the line is run-specific (compared by kind), so a new
+        # line shows where the chapter states it: one cell, on every machine.
+        ("05_interventions", "threshold = compare.BOTTLENECK_THRESHOLD", "threshold = 0.25", 1),
     ],
     ids=["a layer width", "a learning rate", "a threshold"],
 )
-def test_a_notebook_made_stale_by_a_real_change_fails(name, old, new, tmp_path):
+def test_a_notebook_made_stale_by_a_real_change_fails(name, old, new, at_least, tmp_path):
     problems, _ = nbcheck.check_notebook(stale(name, old, new, tmp_path), {**os.environ, **BASE_ENV}, cwd=BOOK)
-    assert len(problems) >= 2, f"{name} with {new!r} passed as if nothing had changed: {problems}"
+    assert len(problems) >= at_least, f"{name} with {new!r} passed as if nothing had changed: {problems}"
