@@ -14,7 +14,10 @@ In both, every piece of text is made legible against what lies under it *in that
 rendering* (a cell of a heat map, a box, the background): the figure is first drawn
 without its text, the colour under each text is read from that drawing, and a text
 whose contrast with it is below :data:`MIN_CONTRAST` (WCAG's ratio) is darkened or
-lightened, keeping its hue, until it passes.
+lightened, keeping its hue, until it passes. Under a mid-tone no colour passes (black and
+white both stop near 4.6:1 on a grey of luminance 0.18), so such a text is drawn on a
+small backdrop of the page's background: which cells of a heat map are mid-tones is a
+matter of the data, and the data differ from run to run.
 
 The light PNG carries the dark one and the pixel boxes of its text in PNG text chunks
 (:data:`DARK_KEY`, :data:`TEXT_KEY`), so a notebook shows the light figure as usual and
@@ -43,6 +46,7 @@ from PIL.PngImagePlugin import PngInfo
 DARK_KEY = "mnistlab:dark"  # the dark rendering, a base64 PNG (in the light PNG only)
 TEXT_KEY = "mnistlab:text"  # JSON: [{"box": [x0, y0, x1, y1], "color": "#rrggbb"}, ...], pixels from the top left
 
+BACKDROP = "_mnistlab_backdrop"  # marks a text given a backdrop by this module
 MIN_CONTRAST = 7.0  # WCAG's enhanced level for text: anti-aliasing and scaling then leave it above 4.5
 
 
@@ -224,13 +228,18 @@ def _pixels(png: bytes) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"), dtype=float) / 255
 
 
-def _png(fig: Figure, bbox: Bbox) -> tuple[bytes, str]:
-    """The figure as it stands, its text made legible: the PNG, and its text boxes as JSON.
+def _png(fig: Figure, bbox: Bbox, mode: Mode) -> tuple[bytes, str]:
+    """The figure as it stands in ``mode``, its text made legible: the PNG, and its text boxes as JSON.
 
     Drawn first without text: the median colour under each text's box there is what the
-    text must stand out from. Boxes where the text changed no pixel (a tick label drawn
+    text must stand out from; a text no colour can make stand out (a mid-tone under it)
+    is drawn on a backdrop of the page's background. Boxes where the text changed no pixel (a tick label drawn
     outside the crop, say) are left out.
     """
+    for text in fig.findobj(matplotlib.text.Text):
+        if getattr(text, BACKDROP, False):  # the other mode's backdrop: measured again below
+            text.set_bbox(None)
+            setattr(text, BACKDROP, False)
     blank_png, boxes = _save(fig, bbox, hide_text=True)
     blank = _pixels(blank_png)
     h, w, _ = blank.shape
@@ -242,7 +251,15 @@ def _png(fig: Figure, bbox: Bbox) -> tuple[bytes, str]:
     for text, box in boxes:
         under = region(blank, box).reshape(-1, 3)
         if len(under):
-            text.set_color(legible(text.get_color(), np.median(under, axis=0)))
+            background = np.median(under, axis=0)
+            color = legible(text.get_color(), background)
+            if contrast(color, background) < MIN_CONTRAST and text.get_bbox_patch() is None:
+                # A mid-tone (a heat-map cell near the middle of its range): neither black
+                # nor white text reaches the contrast, so the text gets the page's backdrop.
+                text.set_bbox({"facecolor": mode.background, "edgecolor": "none", "boxstyle": "square,pad=0.15"})
+                setattr(text, BACKDROP, True)
+                color = legible(text.get_color(), mode.background)
+            text.set_color(color)
     png, boxes = _save(fig, bbox, hide_text=False)
     shown = _pixels(png)
     if shown.shape != blank.shape:
@@ -265,9 +282,9 @@ def render(fig: Figure) -> bytes:
     fig.canvas.draw()  # settle the layout before measuring where the figure's content ends
     pad = mpl.rcParams["savefig.pad_inches"]
     bbox = fig.get_tightbbox(fig.canvas.get_renderer()).padded(pad)
-    light, light_text = _png(fig, bbox)
+    light, light_text = _png(fig, bbox, LIGHT)
     _darken(fig, DARK)
-    dark, dark_text = _png(fig, bbox)
+    dark, dark_text = _png(fig, bbox, DARK)
     dark = _with_chunks(dark, {TEXT_KEY: dark_text})
     return _with_chunks(light, {TEXT_KEY: light_text, DARK_KEY: base64.b64encode(dark).decode("ascii")})
 

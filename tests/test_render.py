@@ -62,6 +62,21 @@ def test_both_renderings_carry_legible_text_in_boxes_that_hold_it():
     assert pixels(png).shape == pixels(dark).shape
 
 
+def test_text_on_a_mid_tone_gets_a_backdrop_and_passes():
+    """Neither black nor white reaches 7:1 on a grey of luminance 0.18 (both stop near 4.6:1)."""
+    grey = 0.46  # sRGB value whose luminance is about 0.18
+    assert max(render.contrast((grey,) * 3, end) for end in ("black", "white")) < render.MIN_CONTRAST
+    fig, ax = plt.subplots(figsize=(2, 2))
+    ax.imshow(np.full((4, 4), grey), cmap="gray", vmin=0, vmax=1)
+    ax.text(1.5, 1.5, "+27", ha="center", va="center", fontsize=6.5)
+    ax.set_axis_off()
+    png = render.render(fig)
+    plt.close(fig)
+    for rendering in (png, render.dark_png(png)):
+        image, (text,) = pixels(rendering), render.text_boxes(rendering)
+        assert render.text_contrast(image, text["box"], text["color"]) >= render.MIN_CONTRAST - 1e-6, text
+
+
 def test_text_boxes_cover_every_pixel_the_text_draws():
     fig, ax = plt.subplots(figsize=(3, 2))
     ax.set_axis_off()

@@ -174,10 +174,13 @@ def close_intervals(stored: tuple[float, float, float], fresh: tuple[float, floa
 
     The two intervals overlap (widened by one display ``unit`` for rounding), and each end
     moves by at most the narrower interval's width: two runs whose estimates their own
-    uncertainty cannot tell apart. Between two machines an end moved by at most 0.75 of
-    its interval's width over the book's claims (an SAE feature chosen on validation
-    images, chapter 8); a real change (another width, threshold or learning rate) moves
-    estimates by more, and changes the text, the counts and the verdicts besides.
+    uncertainty cannot tell apart. Measured over every page, between the stored notebooks
+    and :data:`~mnistlab.build.arithmetic.OTHER_MACHINE`'s run of them: an end moved by at
+    most 0.45 of its interval's width (chapter 3's dead-unit shares); a claim about what
+    one run chose (chapter 7's halved CNN) moved by up to 1.2 widths, which is why such a
+    claim is marked ``varies`` and compared by its verdict alone (:func:`_compare_claim`).
+    A real change (another width, threshold or learning rate) moves estimates by more, and
+    changes the text, the counts and the verdicts besides.
     """
     (sv, sl, sh), (fv, fl, fh) = stored, fresh
     if any(math.isnan(v) for v in (*stored, *fresh)):
