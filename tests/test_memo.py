@@ -1,6 +1,8 @@
 """The results cache: exact round trips, keys that see every change, damage rebuilt."""
 
+import json
 import math
+import sys
 import warnings
 
 import numpy as np
@@ -10,7 +12,7 @@ import torch
 from mnistlab import compare
 from mnistlab import interventions as iv
 from mnistlab.build import memo
-from mnistlab.cache import CacheCorruptionWarning, ModelCache
+from mnistlab.cache import ENTRY_SHA, CacheCorruptionWarning, ModelCache, entry_digest
 from mnistlab.data import DataConfig, load_data
 from mnistlab.models import ModelConfig, build_model
 from mnistlab.train import TrainConfig, TrainedModel
@@ -101,6 +103,47 @@ def test_a_damaged_entry_is_reported_and_recomputed(results):
     with pytest.warns(CacheCorruptionWarning, match="result cache entry"):
         second = f(x)
     assert len(CALLS) == 2 and same(first, second)
+
+
+def resign(entry, edit) -> None:
+    """Edit an entry's metadata with ``edit(meta)`` and re-sign it, as anyone who can write the cache can."""
+    meta_path = entry / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    edit(meta)
+    meta[ENTRY_SHA] = entry_digest((entry / "weights.safetensors").read_bytes(), meta)
+    meta_path.write_text(json.dumps(meta))
+
+
+@pytest.mark.parametrize(
+    "node",
+    [
+        {"namedtuple": "subprocess:Popen", "items": [["touch", "{marker}"]]},
+        {"namedtuple": "os:system", "items": ["touch {marker}"]},
+        {"dataclass": "mnistlab.cli:subprocess.Popen", "fields": {"args": ["touch", "{marker}"]}},
+        {"namedtuple": "mnistlab.build.memo:importlib.import_module", "items": ["this_is_not_imported"]},
+        {"dataclass": "mnistlab.compare:Spread.__init__", "fields": {}},
+        {"npscalar": "O", "bytes": "00"},
+        ["not", "a", "node"],
+        {"tensor": "t9999"},
+    ],
+    ids=["Popen", "os.system", "through a library module", "import_module", "a method", "object dtype",
+         "a list", "a missing tensor"],
+)
+def test_a_crafted_result_runs_no_code_and_is_recomputed(results, tmp_path, node):
+    """An entry re-signed to name any callable: refused as damaged, recomputed, and nothing it names runs."""
+    marker = tmp_path / "ran"
+    x = torch.ones(2, 2)
+    f = memo.cached(everything, results)
+    first = f(x)
+    (entry,) = results.entries()
+    text = json.dumps(node).replace("{marker}", str(marker))
+    resign(entry, lambda meta: meta["result"]["dict"][0].__setitem__(1, json.loads(text)))
+    with pytest.warns(CacheCorruptionWarning, match="does not read back"):
+        second = f(x)
+    assert not marker.exists(), "a crafted cache entry ran a command"
+    assert "this_is_not_imported" not in sys.modules
+    assert len(CALLS) == 2 and same(first, second)
+    assert same(f(x), first) and len(CALLS) == 2  # the rebuilt entry is served
 
 
 def test_what_cannot_be_keyed_or_kept_is_refused_by_name(results):

@@ -43,6 +43,7 @@ import hashlib
 import importlib
 import importlib.metadata
 import struct
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -84,7 +85,13 @@ def cached(fn: Callable[..., R], cache: ModelCache | None = None) -> Callable[..
             return None if meta.get("function") == name else f"it holds a result of {meta.get('function')!r}"
 
         tensors, meta, _ = store.get_or_build(key, build, validate)
-        return _unpack(meta["result"], tensors)
+        try:
+            return _unpack(meta["result"], tensors)
+        except (ValueError, KeyError, TypeError, IndexError, AttributeError) as err:
+            # Intact by its checksum, but not something this function could have written.
+            store.discard(key, f"its result does not read back: {type(err).__name__}: {err}", stacklevel=2)
+            tensors, meta, _ = store.get_or_build(key, build, validate)
+            return _unpack(meta["result"], tensors)
 
     wrapper.__mnistlab_cached__ = True
     return wrapper
@@ -237,25 +244,52 @@ def _class_path(obj: Any) -> str:
     return f"{cls.__module__}:{cls.__qualname__}"
 
 
-def _class(path: str) -> type:
-    module, _, qualname = path.partition(":")
-    cls: Any = importlib.import_module(module)
+def _class(path: Any) -> type:
+    """The class a results entry names, if :func:`_class_path` could have written it; else ``ValueError``.
+
+    An entry's metadata is data, never instructions: anyone who can write the cache can
+    also recompute its checksum. So nothing is imported here, and the name must be one
+    of ``mnistlab``'s own dataclasses or named tuples in a module this process has
+    already imported (the cached function's module imports the types it returns).
+    Building one then runs only the library's own constructor.
+    """
+    if not isinstance(path, str):
+        raise ValueError(f"a results entry names a class by {type(path).__name__}, not a string")
+    module_name, _, qualname = path.partition(":")
+    module = sys.modules.get(module_name) if module_name.startswith("mnistlab.") else None
+    if module is None or not qualname or "<" in qualname:
+        raise ValueError(f"a results entry names {path!r}, which is not a class of an imported mnistlab module")
+    cls: Any = module
     for part in qualname.split("."):
-        cls = getattr(cls, part)
+        cls = vars(cls).get(part) if isinstance(cls, type | type(module)) else None
+    is_record = isinstance(cls, type) and (
+        dataclasses.is_dataclass(cls) or (issubclass(cls, tuple) and hasattr(cls, "_fields"))
+    )
+    if not is_record or cls.__module__ != module_name or cls.__qualname__ != qualname:
+        raise ValueError(f"a results entry names {path!r}, which is not one of mnistlab's dataclasses or named tuples")
     return cls
 
 
+NUMBER_KINDS = "biufc"  # numpy dtype kinds a cached scalar may have: bool, ints, floats, complex
+
+
 def _unpack(node: Any, tensors: dict[str, torch.Tensor]) -> Any:
+    """The result a JSON skeleton from :func:`_pack` stands for; ``ValueError`` if it is not one."""
     if node is None or isinstance(node, bool | int | str):
         return node
+    if not isinstance(node, dict) or len(node) not in (1, 2):
+        raise ValueError(f"a results cache entry holds a malformed node of type {type(node).__name__}")
+    if "npscalar" in node:
+        dtype = np.dtype(str(node["npscalar"]))
+        if dtype.kind not in NUMBER_KINDS:
+            raise ValueError(f"a results cache entry holds a numpy scalar of dtype {dtype}, not a number")
+        return np.frombuffer(bytes.fromhex(node["bytes"]), dtype=dtype)[0]
     if "float" in node:
         return float.fromhex(node["float"])
     if "tensor" in node:
         return tensors[node["tensor"]]
     if "ndarray" in node:
         return tensors[node["ndarray"]].numpy()
-    if "npscalar" in node:
-        return np.frombuffer(bytes.fromhex(node["bytes"]), dtype=np.dtype(node["npscalar"]))[0]
     if "namedtuple" in node:
         return _class(node["namedtuple"])(*(_unpack(x, tensors) for x in node["items"]))
     if "dataclass" in node:
