@@ -22,6 +22,18 @@ one-line :class:`CacheWriteWarning`.
 The cache lives in ``$MNISTLAB_CACHE`` (default ``~/.cache/mnistlab``): trained models
 in ``models/``, and results of expensive analysis functions in ``results/`` (entries of
 the same form, see :mod:`mnistlab.build.memo`).
+
+What the cache is trusted for. Anyone who can write its folder (a shared cache, one
+restored by CI from elsewhere) can write any bytes there and recompute any checksum,
+which has no secret: the checksums catch damage, not intent. So reading an entry may
+only ever produce data: tensors from safetensors (never pickle), metadata from JSON,
+and results built from the JSON by :mod:`mnistlab.build.memo`, which imports nothing
+and builds only the library's own dataclasses and named tuples. The worst a hostile
+entry can do is to be wrong in a way it describes consistently; entries are checked
+against the configuration asked for and rebuilt when they are not the one asked for.
+Numba's compiled code, whose index files are pickles, is kept outside the cache
+(:func:`mnistlab.embed.numba_folder`). ``clear`` deletes only what this module
+writes (:func:`written_here`), whatever else the folder holds.
 """
 
 from __future__ import annotations
@@ -30,6 +42,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 import warnings
@@ -87,11 +100,35 @@ def remove(path: Path) -> str | None:
 
 @dataclasses.dataclass
 class Cleared:
-    """What :meth:`ModelCache.clear` deleted, and what it could not delete (path, why)."""
+    """What :meth:`ModelCache.clear` deleted, what it could not delete (path, why), and what it left alone."""
 
     entries: int = 0
     leftovers: int = 0  # temporary folders of interrupted saves, and unused lock files
     failed: list[tuple[Path, str]] = dataclasses.field(default_factory=list)
+    foreign: list[Path] = dataclasses.field(default_factory=list)  # not written by this module: kept
+
+
+KEY_NAME = re.compile(r"[0-9a-f]{64}")
+TMP_NAME = re.compile(r"\.tmp-[0-9a-f]{12}-[A-Za-z0-9_]+")
+LOCK_NAME = re.compile(r"[0-9a-f]{64}\.lock")
+
+
+def written_here(path: Path) -> bool:
+    """Whether ``path`` in a cache folder is something :class:`ModelCache` writes, so ``clear`` may delete it.
+
+    An entry (or an interrupted save) is a folder named by a key (``.tmp-<key>-…``)
+    holding nothing but :data:`WEIGHTS` and :data:`META`; a lock is ``<key>.lock``. A
+    stray file or link under a key's name is the cache's own too (a save replaces it).
+    Anything else was put there by someone else, and is left alone.
+    """
+    name = path.name
+    if LOCK_NAME.fullmatch(name):
+        return path.is_file() and not path.is_symlink()
+    if KEY_NAME.fullmatch(name) and (path.is_symlink() or not path.is_dir()):
+        return True
+    if not (KEY_NAME.fullmatch(name) or TMP_NAME.fullmatch(name)) or path.is_symlink() or not path.is_dir():
+        return False
+    return all(child.name in (WEIGHTS, META) and child.is_file() and not child.is_symlink() for child in path.iterdir())
 
 
 def cache_dir() -> Path:
@@ -308,23 +345,36 @@ class ModelCache:
         )
 
     def clear(self) -> Cleared:
-        """Delete every entry, the leftovers of interrupted saves, and lock files nobody holds."""
+        """Delete every entry, the leftovers of interrupted saves, and lock files nobody holds.
+
+        Only what this class writes (:func:`written_here`): a file or folder someone else
+        put in the cache's folder is left where it is, and listed in ``foreign``.
+        """
         done = Cleared()
+        if not self.folder.is_dir():
+            return done
+        for p in sorted(self.folder.iterdir()):
+            if not written_here(p):
+                done.foreign.append(p)
         for p in self.entries():
+            if p in done.foreign:
+                continue
             why = remove(p)
             if why is None:
                 done.entries += 1
             else:
                 done.failed.append((p, why))
-        if not self.folder.is_dir():
-            return done
         for p in sorted(self.folder.glob(".tmp-*")):
+            if p in done.foreign:
+                continue
             why = remove(p)
             if why is None:
                 done.leftovers += 1
             else:
                 done.failed.append((p, why))
         for p in sorted(self.folder.glob("*.lock")):
+            if p in done.foreign:
+                continue
             lock = FileLock(str(p), timeout=0)
             try:
                 lock.acquire()

@@ -16,9 +16,9 @@ import sys
 import warnings
 from pathlib import Path
 
+from mnistlab import embed
 from mnistlab.cache import ENV_CACHE, ModelCache, cache_dir, remove
 from mnistlab.data import SOURCES, DataConfig, DataError, DataFallbackWarning, load_data
-from mnistlab.embed import NUMBA_FOLDER
 from mnistlab.models import ARCHS, ModelConfig
 from mnistlab.train import TrainConfig, load_or_train
 
@@ -86,10 +86,19 @@ def _cache_list(args: argparse.Namespace) -> int:
     print(f"and {len(listed)} analysis results (mnistlab.build.memo), {size:.1f} MB")
     for line in damaged:
         print(f"  DAMAGED result {line}; it will be deleted and rebuilt when next used")
-    numba = cache.root / NUMBA_FOLDER
-    if numba.is_dir():
-        print(f"and umap-learn's compiled code (Numba's cache), {_size_mb(numba):.1f} MB")
+    numba = _numba_files()
+    if numba:
+        size = sum(f.stat().st_size for f in numba) / 1e6
+        print(f"and umap-learn's compiled code (Numba's cache, in {embed.numba_folder()}), {size:.1f} MB")
     return 0
+
+
+def _numba_files() -> list[Path]:
+    """The files of Numba's cache that umap-learn's functions wrote (index and code), nothing else."""
+    folder = embed.numba_folder()
+    if not folder.is_dir() or folder.is_symlink():
+        return []
+    return sorted(f for f in folder.rglob("*") if f.suffix in (".nbi", ".nbc") and f.is_file() and not f.is_symlink())
 
 
 def _cache_clear(args: argparse.Namespace) -> int:
@@ -99,19 +108,23 @@ def _cache_clear(args: argparse.Namespace) -> int:
         return 1
     models, results = cache.clear(), ModelCache(kind="results").clear()
     failed = models.failed + results.failed
-    numba = cache.root / NUMBA_FOLDER
-    numba_deleted = False
-    if numba.exists():
-        why = remove(numba)
-        numba_deleted = why is None
+    numba, numba_deleted = embed.numba_folder(), 0
+    for f in _numba_files():
+        why = remove(f)
+        numba_deleted += why is None
         if why is not None:
-            failed.append((numba, why))
+            failed.append((f, why))
     leftovers = models.leftovers + results.leftovers
     print(
         f"deleted from {cache.root}: {models.entries} models, {results.entries} analysis results, "
         f"{leftovers} leftovers of interrupted saves and unused locks"
-        + (", umap-learn's compiled code" if numba_deleted else "")
+        + (f"; {numba_deleted} files of umap-learn's compiled code from {numba}" if numba_deleted else "")
     )
+    foreign = models.foreign + results.foreign
+    if foreign:
+        print(f"left alone {len(foreign)} items that mnistlab did not write:")
+        for path in foreign:
+            print(f"  {path}")
     for path, why in failed:
         print(f"mnistlab: could not delete {path}: {why}", file=sys.stderr)
     if failed:

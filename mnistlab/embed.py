@@ -20,14 +20,17 @@ All functions take tensors (N, D) and return tensors or small dataclasses.
 
 from __future__ import annotations
 
+import os
+import stat
 import sys
+import tempfile
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
 from mnistlab.analysis import units
-from mnistlab.cache import cache_dir
 from mnistlab.checks import check_positive_int
 
 
@@ -78,7 +81,39 @@ def tsne(x: torch.Tensor, seed: int = 0, perplexity: float = 30.0) -> torch.Tens
     return torch.from_numpy(emb).float()
 
 
-NUMBA_FOLDER = "numba"  # under the cache root: umap-learn's compiled code
+ENV_NUMBA = "MNISTLAB_NUMBA_CACHE"
+
+
+def numba_folder() -> Path:
+    """Where umap-learn's compiled code is kept: a folder only this user can write, outside the cache.
+
+    Numba unpickles the index files of its cache, so whoever can write that folder can
+    make the next UMAP run any code. mnistlab's cache may be shared or restored from
+    elsewhere (its own entries are never unpickled and are refused unless they read
+    back as what the library writes), so Numba's cache is not kept there: it is
+    ``<temp>/mnistlab-numba-<uid>``, made mode 0700, and used only while it is a real
+    folder owned by this user that nobody else can write. It is lost at a reboot, which
+    costs one compilation (about 10 s on two cores). ``$MNISTLAB_NUMBA_CACHE`` names
+    another folder, held to the same rule.
+    """
+    chosen = os.environ.get(ENV_NUMBA)
+    return Path(chosen).absolute() if chosen else Path(tempfile.gettempdir()) / f"mnistlab-numba-{os.getuid()}"
+
+
+def private_folder(path: Path) -> str | None:
+    """Make ``path`` a folder only this user can use; return why it cannot be trusted, or None."""
+    try:
+        path.mkdir(mode=0o700, exist_ok=True)
+        st = path.lstat()
+    except OSError as err:
+        return f"cannot make {path}: {err.strerror or err}"
+    if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
+        return f"{path} is not a folder"
+    if st.st_uid != os.getuid():
+        return f"{path} belongs to another user"
+    if st.st_mode & 0o077:
+        return f"{path} can be used by other users (mode {stat.S_IMODE(st.st_mode):o})"
+    return None
 
 
 def umap_learn():
@@ -87,10 +122,11 @@ def umap_learn():
     umap-learn marks only one of its Numba functions for Numba's cache, so every kernel
     of a book build compiled the ones a UMAP needs again (the first UMAP of a process
     took 14 s on two cores, 5 s with the cache). This turns that cache on for
-    the others, in ``<cache root>/numba`` (``mnistlab cache clear`` empties it). Numba
-    keys an entry on the function's source file, its argument types and the processor
-    it compiled for, and loads the machine code it would otherwise compile, so the
-    embeddings are the same bits on the same machine.
+    the others, in :func:`numba_folder` (``mnistlab cache clear`` empties it; a folder
+    that others could write is not used, with a warning, and the code is compiled in
+    each process). Numba keys an entry on the function's source file, its argument
+    types and the processor it compiled for, and loads the machine code it would
+    otherwise compile, so the embeddings are the same bits on the same machine.
     """
     with warnings.catch_warnings():
         # umap-learn imports tqdm.auto, which warns in a notebook without ipywidgets; we show no bars.
@@ -107,9 +143,13 @@ def umap_learn():
         for obj in list(vars(mod).values())
         if isinstance(obj, Dispatcher) and isinstance(obj._cache, NullCache)
     ]
-    if dispatchers:
+    folder = numba_folder()
+    untrusted = private_folder(folder) if dispatchers else None
+    if untrusted is not None:
+        warnings.warn(f"umap-learn's compiled code is not cached: {untrusted}", RuntimeWarning, stacklevel=2)
+    elif dispatchers:
         previous = numba.config.CACHE_DIR  # read when a function's cache is made
-        numba.config.CACHE_DIR = str((cache_dir() / NUMBA_FOLDER).absolute())
+        numba.config.CACHE_DIR = str(folder)
         try:
             for dispatcher in dispatchers:
                 dispatcher.enable_caching()

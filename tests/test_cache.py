@@ -129,11 +129,11 @@ def test_clear_removes_entries_leftovers_and_unused_locks(tmp_cache):
     tmp_cache.save("e" * 64, {"w": torch.ones(1)}, {})
     (tmp_cache.folder / ".tmp-eeeeeeeeeeee-abc").mkdir()  # a save killed half-way
     (tmp_cache.folder / ("f" * 64 + ".lock")).touch()  # nobody holds it
-    held = FileLock(str(tmp_cache.folder / ("g" * 64 + ".lock")))
+    held = FileLock(str(tmp_cache.folder / ("a" * 64 + ".lock")))
     with held:
         done = tmp_cache.clear()
     assert done.entries == 1 and done.leftovers == 2
-    assert [(p.name, why) for p, why in done.failed] == [("g" * 64 + ".lock", "held by a running process")]
+    assert [(p.name, why) for p, why in done.failed] == [("a" * 64 + ".lock", "held by a running process")]
     assert tmp_cache.entries() == [] and not list(tmp_cache.folder.glob(".tmp-*"))
 
 

