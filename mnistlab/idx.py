@@ -63,7 +63,7 @@ def read_mnist_folder(folder: Path) -> dict[str, np.ndarray]:
         path = find_idx(folder, name)
         if path is None:
             raise DataError(f"{folder} has no {name} (or {name}.gz); MNIST needs all of {mnist_names()}")
-        raw = idx_bytes(path)
+        raw = idx_bytes(path, shape)
         arrays[key] = parse_idx(raw, path, expected_shape=shape)  # a truncated file says so first
         digest = hashlib.md5(raw).hexdigest()
         if digest != MNIST_MD5[name]:
@@ -74,16 +74,41 @@ def read_mnist_folder(folder: Path) -> dict[str, np.ndarray]:
     return arrays
 
 
-def idx_bytes(path: str | Path) -> bytes:
-    """The bytes of an IDX file, uncompressed if its name ends in ``.gz``."""
+def idx_bytes(path: str | Path, expected_shape: tuple[int, ...] | None = None) -> bytes:
+    """The bytes of an IDX file, uncompressed if its name ends in ``.gz``, read no further than its header allows.
+
+    The header says how many bytes follow (``expected_shape``, when given, must agree):
+    at most one byte more is read, so a file that is longer than it says (a padded
+    file, or a small ``.gz`` that expands to gigabytes) is refused after reading what
+    a valid file holds, never loaded whole. :func:`parse_idx` then checks the bytes.
+    """
     path = Path(path)
-    if path.suffix != ".gz":
-        return path.read_bytes()
     try:
-        with gzip.open(path) as f:
-            return f.read()
+        with gzip.open(path) if path.suffix == ".gz" else open(path, "rb") as f:
+            raw = f.read(4)
+            rank = raw[3] if len(raw) == 4 and IDX_MAGIC.get(raw[3]) == int.from_bytes(raw, "big") else None
+            if rank is None:
+                return raw  # not an IDX header: parse_idx says what is wrong
+            raw += f.read(4 * rank)
+            shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(rank))
+            if len(raw) < 4 + 4 * rank or (expected_shape is not None and shape != tuple(expected_shape)):
+                return raw
+            body = int(np.prod(shape, dtype=np.int64))
+            if body > MAX_IDX_BYTES:
+                raise DataError(f"{path} says it holds an array of shape {shape}: {body:,} bytes, more than "
+                                f"{MAX_IDX_BYTES:,}; MNIST's largest file holds 47,040,000")
+            raw += f.read(body + 1)
+            if len(raw) > 4 + 4 * rank + body:
+                raise DataError(f"{path} holds more than the {4 + 4 * rank + body:,} bytes its header {shape} "
+                                "allows: the file is padded or damaged; replace it by the official file")
     except (OSError, EOFError, zlib.error) as e:  # not gzip, or a truncated/damaged stream
+        if path.suffix != ".gz":
+            raise DataError(f"{path} cannot be read ({e.strerror or e})") from None
         raise DataError(f"{path} is not a readable gzip file ({e}); replace it by the official file") from None
+    return raw
+
+
+MAX_IDX_BYTES = 1 << 30  # 1 GiB: twenty times MNIST's largest file
 
 
 def read_idx(path: str | Path, expected_shape: tuple[int, ...] | None = None) -> np.ndarray:
@@ -93,7 +118,7 @@ def read_idx(path: str | Path, expected_shape: tuple[int, ...] | None = None) ->
     and that the file holds exactly that many bytes: a truncated or padded file is
     refused, never half-loaded.
     """
-    return parse_idx(idx_bytes(path), path, expected_shape)
+    return parse_idx(idx_bytes(path, expected_shape), path, expected_shape)
 
 
 def parse_idx(raw: bytes, path: str | Path, expected_shape: tuple[int, ...] | None = None) -> np.ndarray:

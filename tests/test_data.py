@@ -73,6 +73,37 @@ def test_read_idx_refuses_truncated_file(tmp_path):
         read_idx(tmp_path / "x")
 
 
+def test_a_gzip_bomb_is_refused_after_reading_what_its_header_allows(tmp_path):
+    """A small .gz that expands far past its header's size: read up to one byte past it, then refused."""
+    import tracemalloc
+
+    header = bytes([0, 0, 8, 3]) + b"".join(d.to_bytes(4, "big") for d in (10, 28, 28))
+    with gzip.open(tmp_path / "bomb.gz", "wb", compresslevel=9) as f:
+        f.write(header + bytes(10 * 28 * 28))
+        zeros = bytes(1 << 24)
+        for _ in range(32):  # 512 MiB more than the header allows, about 0.5 MB compressed
+            f.write(zeros)
+    assert (tmp_path / "bomb.gz").stat().st_size < 2_000_000
+    tracemalloc.start()
+    try:
+        with pytest.raises(DataError, match="more than the 7,856 bytes its header"):
+            read_idx(tmp_path / "bomb.gz")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 50_000_000, f"reading the bomb took {peak / 1e6:.0f} MB"
+
+
+def test_read_idx_refuses_a_padded_file_and_a_header_too_large_for_any_mnist(tmp_path):
+    blob = write_idx(tmp_path / "x", np.zeros((10, 28, 28)))
+    (tmp_path / "x").write_bytes(blob + b"\0")
+    with pytest.raises(DataError, match="padded"):
+        read_idx(tmp_path / "x")
+    (tmp_path / "huge").write_bytes(bytes([0, 0, 8, 3]) + b"".join(d.to_bytes(4, "big") for d in (2**31, 28, 28)))
+    with pytest.raises(DataError, match="more than 1,073,741,824"):
+        read_idx(tmp_path / "huge")
+
+
 def test_read_idx_refuses_bad_magic_and_wrong_shape(tmp_path):
     (tmp_path / "bad").write_bytes(b"\x12\x34\x56\x78" + bytes(100))
     with pytest.raises(DataError, match="magic number"):

@@ -185,3 +185,38 @@ def test_enable_keeps_a_library_functions_results_once(tmp_path, monkeypatch):
     assert len(ModelCache(kind="results").entries()) == 1
     assert first.fingerprint == second.fingerprint and second.description == first.description
     assert memo.digest(first) == memo.digest(second)
+
+
+def output_sum(model: torch.nn.Module, x: torch.Tensor) -> float:
+    return model(x).sum().item()
+
+
+def test_a_model_with_a_hook_is_computed_not_served_from_the_cache(results):
+    """A hook changes what a model computes without changing its weights: such a call is not cached."""
+    model = build_model(ModelConfig(hidden=(4,)))
+    x = torch.rand(3, 784, generator=torch.Generator().manual_seed(0))
+    f = memo.cached(output_sum, results)
+    intact = f(model, x)
+    handle = model.fc1.register_forward_hook(lambda module, args, out: out * 0)
+    try:
+        with pytest.warns(memo.UncachedWarning, match="hook on its submodule .fc1."):
+            hooked = f(model, x)
+        assert hooked == pytest.approx(model(x).sum().item()) and hooked != pytest.approx(intact)
+    finally:
+        handle.remove()
+    assert len(results.entries()) == 1 and f(model, x) == intact
+
+
+def test_code_edited_after_the_process_started_is_not_cached_under_the_new_source(results, tmp_path, monkeypatch):
+    """The key hashes the source this process runs: an edit on disk after import stops caching, it does not
+    file old code's results under the new code's key."""
+    (tmp_path / "edited_module.py").write_text("def f(x):\n    return x + 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import edited_module
+
+    f = memo.cached(edited_module.f, results)
+    assert f(torch.ones(1)).item() == 2
+    (tmp_path / "edited_module.py").write_text("def f(x):\n    return x + 100\n")  # running code: still + 1
+    with pytest.warns(memo.UncachedWarning, match="changed on disk after this process started"):
+        assert f(torch.ones(1)).item() == 2
+    assert len(results.entries()) == 1

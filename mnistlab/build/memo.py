@@ -44,6 +44,7 @@ import importlib
 import importlib.metadata
 import struct
 import sys
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -75,6 +76,10 @@ def cached(fn: Callable[..., R], cache: ModelCache | None = None) -> Callable[..
     def wrapper(*args, **kwargs):
         store = cache or ModelCache(kind="results")
         name = f"{fn.__module__}.{fn.__qualname__}"
+        why_not = _unkeyable((args, kwargs)) or _edited_since_start(fn)
+        if why_not is not None:  # what would decide the result is not in the key: compute it, keep nothing
+            warnings.warn(f"{name} is not cached: {why_not}", UncachedWarning, stacklevel=2)
+            return fn(*args, **kwargs)
         key = cache_key("result", name, code_fingerprint(fn), versions(), digest((args, kwargs)))
 
         def build():
@@ -97,11 +102,88 @@ def cached(fn: Callable[..., R], cache: ModelCache | None = None) -> Callable[..
     return wrapper
 
 
+class UncachedWarning(UserWarning):
+    """A call's result was computed and not cached: something that decides it cannot be keyed."""
+
+
+def _library_files() -> list[Path]:
+    return sorted(Path(__file__).parents[1].glob("*.py")) + [Path(__file__)]
+
+
+def _stat(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size
+
+
+# The library's source as this process runs it: read once, when this module is imported
+# (a chapter imports it before it calls anything it caches), with each file's size and
+# time, so a file edited later is noticed rather than hashed as if it were running.
+_SOURCES_AT_START = {p: (_stat(p), p.read_bytes()) for p in _library_files()}
+
+
 @functools.cache
 def _library_sources() -> bytes:
     """The teaching library's modules and this one: a change to any of them recomputes every result."""
-    files = sorted(Path(__file__).parents[1].glob("*.py")) + [Path(__file__)]
-    return b"".join(p.name.encode() + p.read_bytes() for p in files)
+    return b"".join(p.name.encode() + source for p, (_, source) in _SOURCES_AT_START.items())
+
+
+_OTHER_SOURCES: dict[Path, tuple[tuple[int, int] | None, bytes]] = {}  # modules outside mnistlab/*.py
+
+
+def _source(path: Path) -> tuple[tuple[int, int] | None, bytes]:
+    """A module file's size and time and its source, as first read by this process."""
+    if path in _SOURCES_AT_START:
+        return _SOURCES_AT_START[path]
+    if path not in _OTHER_SOURCES:
+        _OTHER_SOURCES[path] = (_stat(path), path.read_bytes())
+    return _OTHER_SOURCES[path]
+
+
+def _edited_since_start(fn: Callable) -> str | None:
+    """Why the code on disk may not be the code running (a library file changed since start), or None."""
+    module_file = getattr(importlib.import_module(fn.__module__), "__file__", None)
+    for path in [*_SOURCES_AT_START, *([Path(module_file)] if module_file else [])]:
+        if _stat(path) != _source(path)[0]:
+            return f"{path.name} changed on disk after this process started; restart it to cache results again"
+    return None
+
+
+def _unkeyable(obj: Any) -> str | None:
+    """Why an argument's result depends on more than its content (a model with hooks), or None."""
+    modules = []
+
+    def walk(o: Any) -> None:
+        if isinstance(o, nn.Module):
+            modules.append(o)
+        elif isinstance(o, list | tuple):
+            for x in o:
+                walk(x)
+        elif isinstance(o, dict):
+            for x in o.values():
+                walk(x)
+        elif dataclasses.is_dataclass(o) and not isinstance(o, type):
+            for f in dataclasses.fields(o):
+                walk(getattr(o, f.name))
+
+    walk(obj)
+    if modules and any(getattr(torch.nn.modules.module, g, None) for g in GLOBAL_HOOKS):
+        return "a global module hook is registered (its effect is not part of any key)"
+    for model in modules:
+        for name, sub in model.named_modules():
+            for hooks in HOOK_DICTS:
+                if getattr(sub, hooks, None):
+                    where = f"its submodule {name!r}" if name else "it"
+                    return f"a {type(model).__name__} argument has a hook on {where} ({hooks}): not in the key"
+    return None
+
+
+HOOK_DICTS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks",
+              "_state_dict_hooks", "_load_state_dict_pre_hooks")
+GLOBAL_HOOKS = ("_global_forward_hooks", "_global_forward_pre_hooks", "_global_backward_hooks",
+                "_global_backward_pre_hooks")
 
 
 def enable(functions: dict[str, tuple[str, ...]]) -> None:
@@ -124,7 +206,7 @@ def code_fingerprint(fn: Callable) -> str:
     module_file = getattr(importlib.import_module(fn.__module__), "__file__", None)
     if module_file is None:
         raise TypeError(f"cached() cannot read the source of {fn.__module__} (it has no file)")
-    h.update(Path(module_file).read_bytes())
+    h.update(_source(Path(module_file))[1])
     return h.hexdigest()
 
 
