@@ -131,6 +131,13 @@ def written_here(path: Path) -> bool:
     return all(child.name in (WEIGHTS, META) and child.is_file() and not child.is_symlink() for child in path.iterdir())
 
 
+def _umask() -> int:
+    """This process's umask (read by setting it, then putting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def cache_dir() -> Path:
     """The cache root: ``$MNISTLAB_CACHE`` or ``~/.cache/mnistlab``."""
     return Path(os.environ.get(ENV_CACHE) or Path.home() / ".cache" / "mnistlab")
@@ -282,6 +289,7 @@ class ModelCache:
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
             tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{key[:12]}-", dir=self.folder))
+            os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp's 0700 would hide the entry from a shared cache's users
             (tmp / WEIGHTS).write_bytes(blob)
             (tmp / META).write_text(json.dumps(meta, indent=1, sort_keys=True))
             for f in (tmp / WEIGHTS, tmp / META):

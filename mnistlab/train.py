@@ -347,7 +347,7 @@ def load_or_train_all(
         missing = {}
         for key, (mc, tc) in zip(keys, runs):
             hit = cache.load(key)
-            problem = _mismatch(hit[1], mc, tc) if hit is not None else None
+            problem = _mismatch(hit[1], mc, tc, hit[0]) if hit is not None else None
             if hit is not None and problem is None:
                 out[key] = _from_entry(*hit, mc, tc, was_cached=True, stored=(cache, key))
             else:
@@ -402,10 +402,45 @@ def _read_snapshots(cache: ModelCache, key: str, names: Sequence[str]) -> dict[s
     return None if entry is None else {n: entry[0][f"{SNAPSHOT}{n}"] for n in names if f"{SNAPSHOT}{n}" in entry[0]}
 
 
-def _mismatch(meta: dict, model_config: ModelConfig, train_config: TrainConfig) -> str | None:
+def _mismatch(meta: dict, model_config: ModelConfig, train_config: TrainConfig,
+              tensors: dict[str, torch.Tensor] | None = None) -> str | None:
+    """Why an entry that passed its checksum is still not a run of these configs, or None.
+
+    A checksum has no secret, so an entry may be consistent and wrong: it must name these
+    configs, hold exactly the model's weights (names, shapes, dtypes; finite) and a
+    finite snapshot of every hidden layer per epoch, and a history of numbers.
+    """
     for name, config in (("model_config", model_config), ("train_config", train_config)):
         if meta.get(name) != _as_json(config):
             return f"its meta.json holds a {name} other than the one asked for"
+    if tensors is None:
+        return None
+    wanted = make_model(model_config).state_dict()
+    weights = {k.removeprefix(MODEL): v for k, v in tensors.items() if k.startswith(MODEL)}
+    if set(weights) != set(wanted):
+        return f"its weights are {sorted(weights)}, not the model's {sorted(wanted)}"
+    for name, w in wanted.items():
+        if weights[name].shape != w.shape or weights[name].dtype != w.dtype:
+            return f"its weight {name!r} is {weights[name].dtype} {tuple(weights[name].shape)}, not " \
+                   f"{w.dtype} {tuple(w.shape)}"
+    for name, t in tensors.items():
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            return f"its tensor {name!r} holds NaN or infinite values"
+    epochs = train_config.epochs + 1
+    for layer in model_config.layer_names:
+        snap = tensors.get(f"{SNAPSHOT}{layer}")
+        if snap is None or snap.dim() != 3 or snap.shape[0] != epochs:
+            shape = None if snap is None else tuple(snap.shape)
+            return f"its snapshot of {layer} is {shape}, not one per epoch ({epochs}) of every test image"
+    for name in ("history", "grad_norms"):
+        value = meta.get(name)
+        if not isinstance(value, dict) or not all(
+            isinstance(v, list) and all(isinstance(x, int | float) for x in v) for v in value.values()
+        ):
+            return f"its meta.json's {name} is not a table of numbers"
+    for name in ("train_seconds", "step_seconds"):
+        if not isinstance(meta.get(name), int | float):
+            return f"its meta.json's {name} is not a number"
     return None
 
 

@@ -279,3 +279,53 @@ def test_a_read_only_cache_serves_its_entries_and_returns_what_it_cannot_store(d
         fresh = load_or_train(cfg, TrainConfig(epochs=1, seed=1), data, cache=tmp_cache, progress=False)
     assert not fresh.from_cache and len(fresh.snapshots["fc1_post"]) == 2  # a usable run, snapshots and all
     assert len(tmp_cache.entries()) == 1 and not list(tmp_cache.folder.glob("*.lock"))
+
+
+def _rewrite(entry: Path, edit) -> None:
+    """Edit an entry's tensors with ``edit(tensors)`` and re-sign it, as anyone who can write the cache can."""
+    from safetensors.torch import load as st_load
+    from safetensors.torch import save as st_save
+
+    tensors = st_load((entry / "weights.safetensors").read_bytes())
+    edit(tensors)
+    blob = st_save(tensors)
+    (entry / "weights.safetensors").write_bytes(blob)
+    meta = json.loads((entry / "meta.json").read_text())
+    meta[ENTRY_SHA] = entry_digest(blob, meta)
+    (entry / "meta.json").write_text(json.dumps(meta))
+
+
+@pytest.mark.parametrize(
+    "edit, match",
+    [
+        (lambda t: t["model.fc1.weight"].__setitem__((0, 0), float("nan")), "NaN or infinite"),
+        (lambda t: t.pop("model.fc1.bias"), "not the model's"),
+        (lambda t: t.__setitem__("model.fc1.weight", t["model.fc1.weight"][:, :100].contiguous()), "not torch.float32"),
+        (lambda t: t.pop("snapshot.fc1_post"), "snapshot of fc1_post"),
+    ],
+    ids=["a NaN weight", "a missing weight", "a wrong shape", "a missing snapshot"],
+)
+def test_an_entry_that_passes_its_checksum_but_is_wrong_is_retrained(data, tmp_cache, edit, match):
+    cfg, tcfg = ModelConfig(hidden=(8,)), TrainConfig(epochs=1)
+    first = load_or_train(cfg, tcfg, data, cache=tmp_cache, progress=False)
+    _rewrite(tmp_cache.entries()[0], edit)
+    with pytest.warns(CacheCorruptionWarning, match=match):
+        again = load_or_train(cfg, tcfg, data, cache=tmp_cache, progress=False)
+    assert not again.from_cache
+    assert torch.equal(again.model.fc1.weight, first.model.fc1.weight)
+    assert load_or_train(cfg, tcfg, data, cache=tmp_cache, progress=False).from_cache
+
+
+def test_an_entry_is_readable_by_the_users_the_umask_allows(tmp_cache):
+    """A shared cache: an entry gets the permissions of any folder this process makes, not mkdtemp's 0700."""
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        tmp_cache.save("b" * 64, {"w": torch.ones(1)}, {})
+    finally:
+        os.umask(old)
+    entry = tmp_cache.path("b" * 64)
+    assert stat.S_IMODE(entry.stat().st_mode) == 0o755
+    assert all(stat.S_IMODE(f.stat().st_mode) == 0o644 for f in entry.iterdir())
