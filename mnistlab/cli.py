@@ -12,6 +12,7 @@ Every subcommand has ``--help``.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -20,6 +21,7 @@ from mnistlab import embed
 from mnistlab.cache import ENV_CACHE, ModelCache, cache_dir, remove
 from mnistlab.data import SOURCES, DataConfig, DataError, DataFallbackWarning, load_data
 from mnistlab.models import ARCHS, ModelConfig
+from mnistlab.record import StoredSnapshots
 from mnistlab.train import TrainConfig, load_or_train
 
 
@@ -30,7 +32,7 @@ def _train(args: argparse.Namespace) -> int:
         layernorm=args.layernorm,
         dropout=args.dropout,
         arch=args.arch,
-        channels=tuple(args.channels),
+        **({"channels": tuple(args.channels)} if args.channels is not None else {}),
     )
     train_config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                                device=args.device)
@@ -38,7 +40,9 @@ def _train(args: argparse.Namespace) -> int:
     print(data.summary())
     run = load_or_train(model_config, train_config, data)
     n_params = sum(p.numel() for p in run.model.parameters())
-    where = "from the model cache" if run.from_cache else f"trained in {run.train_seconds:.1f} s and cached"
+    stored = isinstance(run.snapshots, StoredSnapshots)  # kept on disk, read back when asked for
+    where = "from the model cache" if run.from_cache else (
+        f"trained in {run.train_seconds:.1f} s" + (" and cached" if stored else ", not cached (see the warning above)"))
     print(f"{model_config}\n{train_config}")
     print(f"{n_params:,} parameters, {where}")
     print(f"test accuracy {run.final_test_acc:.2%}, train accuracy {run.history['train_acc'][-1]:.2%}")
@@ -154,7 +158,7 @@ def parser() -> argparse.ArgumentParser:
                        description="Train one configuration with SGD, or load it from the model cache.")
     t.add_argument("--arch", choices=ARCHS, default="mlp", help="network type (default mlp)")
     t.add_argument("--hidden", type=int, nargs="+", default=[32, 16], help="hidden layer widths (default 32 16)")
-    t.add_argument("--channels", type=int, nargs="+", default=[8, 16], help="CNN channels (default 8 16)")
+    t.add_argument("--channels", type=int, nargs="+", help="CNN channels (default 8 16; CNN only)")
     t.add_argument("--input-norm", action="store_true", help="standardise inputs with training statistics")
     t.add_argument("--layernorm", action="store_true", help="LayerNorm before each hidden ReLU (MLP only)")
     t.add_argument("--dropout", type=float, default=0.0, help="dropout rate after each hidden ReLU (default 0)")
@@ -212,10 +216,15 @@ def main(argv: list[str] | None = None) -> int:
         with warnings.catch_warnings():
             warnings.simplefilter("always")
             warnings.showwarning = _one_line_warning  # restored on leaving catch_warnings
-            return args.run(args)
+            code = args.run(args)
+            sys.stdout.flush()  # here, so a reader that stopped early is met below, not at exit
+            return code
     except KeyboardInterrupt:
         print("mnistlab: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader of our output stopped early (``mnistlab cache list | head``)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # what is left to flush goes nowhere
+        return 0
     except Exception as err:  # any cause: one line on stderr, never a traceback
         print(f"mnistlab: error: {error_line(err)}", file=sys.stderr)
         return 2

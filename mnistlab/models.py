@@ -68,6 +68,9 @@ class ModelConfig:
                 raise ValueError(f"ModelConfig.channels must be one or two positive ints, got {self.channels!r}")
             if self.layernorm:
                 raise ValueError("ModelConfig.layernorm is an option of the MLP only (arch='mlp')")
+        elif self.channels != ModelConfig.__dataclass_fields__["channels"].default:
+            # An MLP has no channels: another value would only change the cache key.
+            raise ValueError(f"ModelConfig.channels is an option of the CNN only (arch='cnn'), got {self.channels!r}")
 
     @property
     def conv_names(self) -> list[str]:

