@@ -44,6 +44,7 @@ import json
 import os
 import re
 import shutil
+import sys
 import tempfile
 import warnings
 from collections.abc import Callable, Iterable
@@ -71,6 +72,13 @@ class CacheCorruptionWarning(UserWarning):
 
 class CacheWriteWarning(UserWarning):
     """A result could not be stored in the cache (it is returned, uncached)."""
+
+
+class CacheWaitWarning(UserWarning):
+    """Another process holds an entry's lock: this one waits for it (said once, after LOCK_PATIENCE)."""
+
+
+LOCK_PATIENCE = 5.0  # seconds of waiting on a lock before saying what is being waited for
 
 
 def entry_digest(blob: bytes, meta: dict) -> str:
@@ -129,6 +137,12 @@ def written_here(path: Path) -> bool:
     if not (KEY_NAME.fullmatch(name) or TMP_NAME.fullmatch(name)) or path.is_symlink() or not path.is_dir():
         return False
     return all(child.name in (WEIGHTS, META) and child.is_file() and not child.is_symlink() for child in path.iterdir())
+
+
+def _told_in_a_terminal() -> bool:
+    """Whether a wait is worth saying: someone watches stderr in a terminal (not a notebook's
+    output, where a wait that depends on which chapter ran first would enter the page)."""
+    return sys.stderr is not None and sys.stderr.isatty()
 
 
 def _umask() -> int:
@@ -219,8 +233,33 @@ class ModelCache:
         if not self.writable():
             yield
             return
-        with FileLock(str(self.folder / f"{key}.lock")):
+        path = self.folder / f"{key}.lock"
+        lock = FileLock(str(path))
+        try:
+            try:
+                lock.acquire(timeout=LOCK_PATIENCE)
+            except Timeout:
+                if _told_in_a_terminal():
+                    warnings.warn(
+                        f"waiting for {path}: another process is building {self.kind[:-1]} {key[:12]}… "
+                        "(this one will use it when done); delete the lock file only if no such process runs",
+                        CacheWaitWarning,
+                        stacklevel=4,
+                    )
+                lock.acquire()
+        except OSError as err:  # a lock file nobody may open (another user's, read-only): entries still serve
+            warnings.warn(
+                f"cannot take the lock {path} ({err.strerror or err}); going on without it "
+                "(entries are written atomically, so two builders at worst do the same work)",
+                CacheWriteWarning,
+                stacklevel=4,
+            )
             yield
+            return
+        try:
+            yield
+        finally:
+            lock.release()
 
     @contextmanager
     def locks(self, keys: Iterable[str]):

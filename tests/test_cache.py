@@ -329,3 +329,42 @@ def test_an_entry_is_readable_by_the_users_the_umask_allows(tmp_cache):
     entry = tmp_cache.path("b" * 64)
     assert stat.S_IMODE(entry.stat().st_mode) == 0o755
     assert all(stat.S_IMODE(f.stat().st_mode) == 0o644 for f in entry.iterdir())
+
+
+def test_a_lock_file_nobody_may_open_does_not_block_an_intact_entry(data, tmp_cache):
+    import os
+
+    cfg, tcfg = ModelConfig(hidden=(8,)), TrainConfig(epochs=1)
+    first = load_or_train(cfg, tcfg, data, cache=tmp_cache, progress=False)
+    lock = tmp_cache.folder / f"{model_key(cfg, tcfg, data)}.lock"
+    lock.touch()
+    lock.chmod(0o000)
+    if os.access(lock, os.W_OK):  # root opens any file: make the lock a folder, which nobody can open as one
+        lock.chmod(0o644)
+        lock.unlink()
+        lock.mkdir()
+    with pytest.warns(CacheWriteWarning, match="cannot take the lock"):
+        again = load_or_train(cfg, tcfg, data, cache=tmp_cache, progress=False)
+    assert again.from_cache and torch.equal(again.model.fc1.weight, first.model.fc1.weight)
+
+
+def test_a_wait_on_a_held_lock_says_what_it_waits_for(tmp_cache, monkeypatch):
+    import subprocess
+    import sys
+    import time
+
+    import mnistlab.cache as cache_module
+
+    monkeypatch.setattr(cache_module, "LOCK_PATIENCE", 0.2)
+    monkeypatch.setattr(cache_module, "_told_in_a_terminal", lambda: True)  # as the command line in a terminal
+    key = "c" * 64
+    tmp_cache.writable()
+    lock = tmp_cache.folder / f"{key}.lock"
+    holder = subprocess.Popen([sys.executable, "-c", f"import filelock, time\nwith filelock.FileLock({str(lock)!r}):\n"
+                               "    print('held', flush=True)\n    time.sleep(1.5)"], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    start = time.monotonic()
+    with pytest.warns(cache_module.CacheWaitWarning, match="another process is building"):
+        tensors, _, cached = tmp_cache.get_or_build(key, lambda: ({"w": torch.ones(1)}, {}))
+    assert not cached and torch.equal(tensors["w"], torch.ones(1))
+    assert time.monotonic() - start > 0.5 and holder.wait(timeout=30) == 0  # it did wait for the holder
