@@ -18,30 +18,20 @@ from dataclasses import dataclass
 
 import torch
 
-from mnistlab.checks import N_CLASSES, all_finite
+from mnistlab.checks import N_CLASSES, all_finite, check_predictions
 from mnistlab.record import as_units
 
 
 def _check_labels(preds: torch.Tensor, labels: torch.Tensor, n_classes: int) -> None:
-    if preds.shape != labels.shape or preds.ndim != 1:
-        raise ValueError(
-            f"predictions and labels must be 1-D of equal length, got {tuple(preds.shape)} and {tuple(labels.shape)}"
-        )
-    if len(labels) == 0:
-        raise ValueError("need at least one example, got an empty selection")
+    check_predictions(preds, labels)
     for name, t in (("predictions", preds), ("labels", labels)):
-        if t.dtype.is_floating_point:
-            raise TypeError(f"{name} must be integer class indices, got dtype {t.dtype}")
         if t.min() < 0 or t.max() >= n_classes:
             raise ValueError(f"{name} must lie in 0..{n_classes - 1}, got values from {t.min()} to {t.max()}")
 
 
 def accuracy(preds: torch.Tensor, labels: torch.Tensor) -> float:
-    """Fraction of predictions equal to the labels."""
-    if preds.shape != labels.shape or len(labels) == 0:
-        raise ValueError(
-            f"need non-empty predictions and labels of one shape, got {tuple(preds.shape)} and {tuple(labels.shape)}"
-        )
+    """Fraction of predictions equal to the labels (both (N,) integer class indices)."""
+    check_predictions(preds, labels)
     return (preds == labels).double().mean().item()
 
 

@@ -41,6 +41,7 @@ from mnistlab.checks import (
     check_finite,
     check_finite_number,
     check_images,
+    check_indices,
     check_labels,
     check_positive_int,
 )
@@ -100,10 +101,7 @@ class Edit:
 
 
 def _units(units: Sequence[int] | torch.Tensor | int) -> torch.Tensor:
-    units = torch.as_tensor(units, dtype=torch.long).flatten()
-    if len(units) != len(set(units.tolist())):
-        raise ValueError(f"unit indices must be distinct, got {units.tolist()}")
-    return units
+    return check_indices(units, "unit indices")
 
 
 def zero_ablation(units: Sequence[int] | torch.Tensor | int) -> Edit:

@@ -32,6 +32,8 @@ from statistics import NormalDist
 
 import torch
 
+from mnistlab.checks import check_predictions
+
 LEVEL = 0.95
 BOOTSTRAP_DRAWS = 2000
 
@@ -109,16 +111,9 @@ def proportion_difference(k1: int, n1: int, k2: int, n2: int, of: str = "images"
 
 def accuracy(predictions: torch.Tensor, labels: torch.Tensor, level: float = LEVEL) -> Estimate:
     """The share of ``predictions`` equal to ``labels`` (N,), with its Wilson interval over the N images."""
-    correct = _same_length(predictions, labels)
+    check_predictions(predictions, labels)
+    correct = predictions == labels
     return proportion(int(correct.sum()), len(correct), "images", level)
-
-
-def _same_length(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    if a.shape != b.shape or a.ndim != 1 or len(a) == 0:
-        raise ValueError(
-            f"expected two non-empty (N,) tensors of one length, got {tuple(a.shape)} and {tuple(b.shape)}"
-        )
-    return a == b
 
 
 def bootstrap(

@@ -27,7 +27,7 @@ def test_per_class_accuracy_refuses_an_empty_class():
 @pytest.mark.parametrize(
     "preds, labels, match",
     [
-        (torch.tensor([0, 1]), torch.tensor([0]), "equal length"),
+        (torch.tensor([0, 1]), torch.tensor([0]), "of one length"),
         (torch.tensor([], dtype=torch.long), torch.tensor([], dtype=torch.long), "empty"),
         (torch.tensor([0.0, 1.0]), torch.tensor([0, 1]), "integer"),
         (torch.tensor([0, 11]), torch.tensor([0, 1]), "0..9"),

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from mnistlab import analysis, embed, patching
+from mnistlab import analysis, embed, patching, stats
 from mnistlab import interventions as iv
 from mnistlab.data import MNIST_FILES, DataConfig, DataError, Dataset, load_data
 from mnistlab.hooks import run_with_cache
@@ -129,6 +129,15 @@ CASES = [
     ("NaN mean-ablation values", lambda: iv.mean_ablation([0], torch.full((3, 12), float("nan"))), ValueError,
      "NaN or infinite"),
     ("NaN scale", lambda: iv.scaling([0], float("nan")), ValueError, "scaling factor must be a finite number"),
+    # unit indices are ints, predictions integer class indices: nothing is truncated or read as 0/1
+    ("fractional unit index", lambda: iv.zero_ablation([1.5]), TypeError, r"unit indices must be ints, got 1\.5"),
+    ("float tensor of units", lambda: iv.scaling(torch.tensor([0.0, 2.7]), 2.0), TypeError, "must be integers"),
+    ("bool units", lambda: iv.zero_ablation([True, False]), TypeError, "must be ints, got True"),
+    ("float predictions", lambda: analysis.accuracy(Y.float(), Y), TypeError, "integer class indices"),
+    ("logits as predictions", lambda: analysis.accuracy(MODEL(X), Y), TypeError, r"\.argmax\(1\)"),
+    ("bool predictions", lambda: stats.accuracy(Y == Y, torch.ones(20, dtype=torch.bool)), TypeError,
+     "integer class indices, got dtype torch.bool"),
+    ("bool labels, confusion", lambda: analysis.confusion_matrix(Y, Y < 5), TypeError, "labels must be integer"),
     ("fraction out of range", lambda: analysis.driving_classes(torch.rand(3, 10), fraction=0.0), ValueError,
      r"in \(0, 1\]"),
 ]
@@ -145,7 +154,20 @@ def test_images_that_passed_are_checked_again_once_changed():
 
     x = torch.rand(4, 784)
     check_images(x)
-    check_images(x)  # unchanged: passes without a scan
+    check_images(x)
     x[0, 0] = 255.0  # an in-place change: checked again
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         check_images(x)
+
+
+@pytest.mark.parametrize("through", ["numpy", "data"])
+def test_an_edit_that_bypasses_the_version_counter_is_still_caught(through):
+    """Writes through .numpy() or .data do not bump a tensor's version: a NaN must not pass as checked."""
+    x = X.clone()
+    evaluate(MODEL, x, Y)  # passes its check once
+    if through == "numpy":
+        x.numpy()[:, 0] = float("nan")
+    else:
+        x.data[:, 0] = float("nan")
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        evaluate(MODEL, x, Y)
