@@ -29,8 +29,15 @@ which has no secret: the checksums catch damage, not intent. So reading an entry
 only ever produce data: tensors from safetensors (never pickle), metadata from JSON,
 and results built from the JSON by :mod:`mnistlab.build.memo`, which imports nothing
 and builds only the library's own dataclasses and named tuples. The worst a hostile
-entry can do is to be wrong in a way it describes consistently; entries are checked
-against the configuration asked for and rebuilt when they are not the one asked for.
+entry can do is to be wrong in a way it describes consistently (a training history
+with other numbers): no reader can tell that from the real one without a secret, so a
+cache folder must be trusted as much as the code that fills it. Everything else is
+checked after the checksum (``get_or_build``'s ``validate``): a model entry must hold
+exactly the model's weights and snapshots, of their shapes and dtypes, finite, and a
+history of numbers; an SAE entry likewise; a result must read back. An entry that is
+not the one asked for is reported, deleted and rebuilt. ``tests/test_fuzz_files.py``
+writes structure-aware variants of every format the library reads and checks that each
+is served well-formed or rebuilt, and runs no code.
 Numba's compiled code, whose index files are pickles, is kept outside the cache
 (:func:`mnistlab.embed.numba_folder`). ``clear`` deletes only what this module
 writes (:func:`written_here`), whatever else the folder holds.
@@ -287,8 +294,8 @@ class ModelCache:
         try:
             meta = json.loads((entry / META).read_text())
             blob = (entry / WEIGHTS).read_bytes()
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise ValueError(f"unreadable: {err}") from err
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
+            raise ValueError(f"unreadable: {type(err).__name__}: {err}") from err
         if not isinstance(meta, dict):
             raise ValueError(f"{META} holds a JSON {type(meta).__name__}, not an object")
         if meta.get(ENTRY_SHA) != entry_digest(blob, meta):
@@ -357,17 +364,19 @@ class ModelCache:
         self,
         key: str,
         build: Callable[[], tuple[dict[str, torch.Tensor], dict]],
-        validate: Callable[[dict], str | None] | None = None,
+        validate: Callable[[dict, dict[str, torch.Tensor]], str | None] | None = None,
     ) -> tuple[dict[str, torch.Tensor], dict, bool]:
         """Load the entry, or build, save and return it. Returns ``(tensors, meta, was_cached)``.
 
-        ``validate(meta)`` may return a reason why an intact entry is still not the one
-        asked for (say, its metadata names another config); the entry is then treated
-        as damaged: reported, deleted and rebuilt.
+        ``validate(meta, tensors)`` may return a reason why an entry that passed its
+        checksum is still not the one asked for (its metadata names another config, a
+        weight has another shape): anyone who can write the cache can also recompute a
+        checksum, so the checksum proves an entry undamaged, not well-formed. The entry is
+        then treated as damaged: reported, deleted and rebuilt.
         """
         with self.lock(key):
             hit = self.load(key)
-            problem = validate(hit[1]) if hit is not None and validate is not None else None
+            problem = validate(hit[1], hit[0]) if hit is not None and validate is not None else None
             if problem is not None:
                 self.discard(key, problem)
                 hit = None

@@ -356,9 +356,25 @@ def load_or_train_sae(
         meta = {"sae_config": expected, "d_in": acts.shape[1], "seconds": run.seconds}
         return tensors, meta
 
-    def validate(meta: dict) -> str | None:
-        ok = meta.get("sae_config") == expected and meta.get("d_in") == acts.shape[1]
-        return None if ok else "its meta.json holds another SAE config"
+    def validate(meta: dict, tensors: dict[str, torch.Tensor]) -> str | None:
+        if meta.get("sae_config") != expected or meta.get("d_in") != acts.shape[1]:
+            return "its meta.json holds another SAE config"
+        seconds = meta.get("seconds")
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not math.isfinite(seconds):
+            return f"its training time is {seconds!r}, not a number of seconds"
+        shapes = SparseAutoencoder(acts.shape[1], config.width, generator=torch.Generator()).state_dict()
+        wanted = {f"{SAE}{k}": v for k, v in shapes.items()}
+        wanted[LOSSES] = None  # one loss per step, float32
+        if set(tensors) != set(wanted):
+            return f"it holds tensors {sorted(tensors)}, not {sorted(wanted)}"
+        for name, t in tensors.items():
+            w = wanted[name]
+            shape, dtype = (w.shape, w.dtype) if w is not None else ((config.steps,), torch.float32)
+            if t.shape != shape or t.dtype != dtype:
+                return f"its tensor {name!r} is {t.dtype} {tuple(t.shape)}, not {dtype} {tuple(shape)}"
+            if name != LOSSES and not bool(torch.isfinite(t).all()):
+                return f"its tensor {name!r} holds NaN or infinite values"
+        return None
 
     tensors, meta, was_cached = cache.get_or_build(sae_key(acts, config), build, validate)
     # The stored weights replace the initial ones; a generator of its own leaves the global one alone.

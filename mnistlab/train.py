@@ -353,7 +353,7 @@ def load_or_train_all(
         missing = {}
         for key, (mc, tc) in zip(keys, runs):
             hit = cache.load(key)
-            problem = _mismatch(hit[1], mc, tc, hit[0]) if hit is not None else None
+            problem = _mismatch(hit[1], mc, tc, hit[0], data.n_test) if hit is not None else None
             if hit is not None and problem is None:
                 out[key] = _from_entry(*hit, mc, tc, was_cached=True, stored=(cache, key))
             else:
@@ -408,46 +408,70 @@ def _read_snapshots(cache: ModelCache, key: str, names: Sequence[str]) -> dict[s
     return None if entry is None else {n: entry[0][f"{SNAPSHOT}{n}"] for n in names if f"{SNAPSHOT}{n}" in entry[0]}
 
 
-def _mismatch(meta: dict, model_config: ModelConfig, train_config: TrainConfig,
-              tensors: dict[str, torch.Tensor] | None = None) -> str | None:
+def _mismatch(
+    meta: dict,
+    model_config: ModelConfig,
+    train_config: TrainConfig,
+    tensors: dict[str, torch.Tensor] | None = None,
+    n_test: int | None = None,
+) -> str | None:
     """Why an entry that passed its checksum is still not a run of these configs, or None.
 
     A checksum has no secret, so an entry may be consistent and wrong: it must name these
     configs, hold exactly the model's weights (names, shapes, dtypes; finite) and a
-    finite snapshot of every hidden layer per epoch, and a history of numbers.
+    finite float16 snapshot of every hidden layer's units on each of the ``n_test`` test
+    images after every epoch, and nothing else, and a history of numbers, one per epoch.
     """
     for name, config in (("model_config", model_config), ("train_config", train_config)):
         if meta.get(name) != _as_json(config):
             return f"its meta.json holds a {name} other than the one asked for"
     if tensors is None:
         return None
-    wanted = make_model(model_config).state_dict()
+    model = make_model(model_config)
+    wanted = model.state_dict()
     weights = {k.removeprefix(MODEL): v for k, v in tensors.items() if k.startswith(MODEL)}
     if set(weights) != set(wanted):
         return f"its weights are {sorted(weights)}, not the model's {sorted(wanted)}"
     for name, w in wanted.items():
         if weights[name].shape != w.shape or weights[name].dtype != w.dtype:
-            return f"its weight {name!r} is {weights[name].dtype} {tuple(weights[name].shape)}, not " \
-                   f"{w.dtype} {tuple(w.shape)}"
+            return (
+                f"its weight {name!r} is {weights[name].dtype} {tuple(weights[name].shape)}, not "
+                f"{w.dtype} {tuple(w.shape)}"
+            )
+    snapshots = {f"{SNAPSHOT}{layer}" for layer in model_config.layer_names}
+    extra = sorted(set(tensors) - snapshots - {f"{MODEL}{k}" for k in wanted})
+    if extra:
+        return f"it holds tensors a run does not write: {extra[:5]}"
     for name, t in tensors.items():
         if t.is_floating_point() and not bool(torch.isfinite(t).all()):
             return f"its tensor {name!r} holds NaN or infinite values"
     epochs = train_config.epochs + 1
+    _, acts = mnistlab.hooks.run_with_cache(model, torch.zeros(1, 784), names=model_config.layer_names)
     for layer in model_config.layer_names:
         snap = tensors.get(f"{SNAPSHOT}{layer}")
-        if snap is None or snap.dim() != 3 or snap.shape[0] != epochs:
-            shape = None if snap is None else tuple(snap.shape)
-            return f"its snapshot of {layer} is {shape}, not one per epoch ({epochs}) of every test image"
-    for name in ("history", "grad_norms"):
+        width = mnistlab.record.as_units(acts[layer]).shape[1]
+        shape = (epochs, n_test if n_test is not None else -1, width)
+        if snap is None or snap.dtype != torch.float16 or snap.dim() != 3 or any(
+            want not in (-1, got) for want, got in zip(shape, snap.shape)
+        ):
+            got = None if snap is None else f"{snap.dtype} {tuple(snap.shape)}"
+            return f"its snapshot of {layer} is {got}, not float16 {shape}: one per epoch of every test image"
+    for name, per_key in (("history", epochs), ("grad_norms", train_config.epochs)):
         value = meta.get(name)
         if not isinstance(value, dict) or not all(
-            isinstance(v, list) and all(isinstance(x, int | float) for x in v) for v in value.values()
+            isinstance(v, list) and len(v) == per_key and all(_is_number(x) for x in v) for v in value.values()
         ):
-            return f"its meta.json's {name} is not a table of numbers"
+            return f"its meta.json's {name} is not a table of numbers, {per_key} per key"
+    if set(meta["history"]) != set(HISTORY_KEYS):
+        return f"its meta.json's history has keys {sorted(meta['history'])}, not {sorted(HISTORY_KEYS)}"
     for name in ("train_seconds", "step_seconds"):
-        if not isinstance(meta.get(name), int | float):
+        if not _is_number(meta.get(name)):
             return f"its meta.json's {name} is not a number"
     return None
+
+
+def _is_number(x) -> bool:
+    return not isinstance(x, bool) and isinstance(x, int | float) and math.isfinite(x)
 
 
 def _from_entry(tensors, meta, model_config: ModelConfig, train_config: TrainConfig, was_cached: bool,

@@ -86,17 +86,17 @@ def cached(fn: Callable[..., R], cache: ModelCache | None = None) -> Callable[..
             tensors: dict[str, torch.Tensor] = {}
             return tensors, {"function": name, "result": _pack(fn(*args, **kwargs), tensors)}
 
-        def validate(meta: dict) -> str | None:
-            return None if meta.get("function") == name else f"it holds a result of {meta.get('function')!r}"
+        def validate(meta: dict, tensors: dict[str, torch.Tensor]) -> str | None:
+            if meta.get("function") != name:
+                return f"it holds a result of {meta.get('function')!r}"
+            try:  # intact by its checksum, but is it something this function could have written?
+                _unpack(meta["result"], tensors)
+            except Exception as err:  # noqa: BLE001 (whatever a malformed skeleton raises, it is not served)
+                return f"its result does not read back: {type(err).__name__}: {err}"
+            return None
 
         tensors, meta, _ = store.get_or_build(key, build, validate)
-        try:
-            return _unpack(meta["result"], tensors)
-        except (ValueError, KeyError, TypeError, IndexError, AttributeError) as err:
-            # Intact by its checksum, but not something this function could have written.
-            store.discard(key, f"its result does not read back: {type(err).__name__}: {err}", stacklevel=2)
-            tensors, meta, _ = store.get_or_build(key, build, validate)
-            return _unpack(meta["result"], tensors)
+        return _unpack(meta["result"], tensors)
 
     wrapper.__mnistlab_cached__ = True
     return wrapper
