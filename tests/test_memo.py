@@ -220,3 +220,29 @@ def test_code_edited_after_the_process_started_is_not_cached_under_the_new_sourc
     with pytest.warns(memo.UncachedWarning, match="changed on disk after this process started"):
         assert f(torch.ones(1)).item() == 2
     assert len(results.entries()) == 1
+
+
+def test_a_result_that_does_not_read_back_is_recomputed_even_where_it_cannot_be_deleted(results, monkeypatch):
+    import mnistlab.cache as cache_module
+
+    x = torch.ones(2, 2)
+    f = memo.cached(everything, results)
+    first = f(x)
+    (entry,) = results.entries()
+    resign(entry, lambda meta: meta["result"]["dict"][0].__setitem__(1, {"tensor": "t9999"}))
+    monkeypatch.setattr(cache_module, "remove", lambda path: "Permission denied")  # nothing can be deleted
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        second = f(x)
+    assert len(CALLS) == 2 and same(first, second)
+
+
+def test_metadata_nested_past_the_parsers_depth_is_refused_and_recomputed(results):
+    x = torch.ones(2, 2)
+    f = memo.cached(everything, results)
+    first = f(x)
+    (entry,) = results.entries()
+    (entry / "meta.json").write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.warns(CacheCorruptionWarning, match="RecursionError"):
+        second = f(x)
+    assert len(CALLS) == 2 and same(first, second)
