@@ -64,3 +64,64 @@ def test_choices_return_what_they_say(data, trained):
 def test_a_split_says_its_name(data):
     assert [s.name for s in (data.train, data.validation, data.test)] == ["train", "validation", "test"]
     assert isinstance(data.test, Split) and len(data.test) == data.n_test
+
+
+def test_the_strongest_bottleneck_is_the_largest_drop_over_all_layers_by_a_plain_loop(data, trained):
+    """Re-derived without the library's ablation code: a hook that zeroes one unit, every unit of every layer."""
+    model, split = trained.eval(), data.validation
+    modules = dict(model.named_modules())
+    truth = []  # (drop, layer, unit, digit)
+    with torch.no_grad():
+        base = model(split.x).argmax(1) == split.y
+        for layer, width in (("fc1_post", model.fc1.out_features), ("fc2_post", model.fc2.out_features)):
+            for unit in range(width):
+                def zero(_module, _inputs, out, unit=unit):
+                    out = out.clone()
+                    out[:, unit] = 0
+                    return out
+
+                handle = modules[layer].register_forward_hook(zero)  # a plain PyTorch hook
+                try:
+                    right = model(split.x).argmax(1) == split.y
+                finally:
+                    handle.remove()
+                for digit in range(10):
+                    is_digit = split.y == digit
+                    drop = (base[is_digit].double().mean() - right[is_digit].double().mean()).item()
+                    truth.append((drop, layer, unit, digit))
+    best = max(truth, key=lambda t: t[0])
+    found = [b for layer in ("fc1_post", "fc2_post") for b in select.bottlenecks(model, layer, split, threshold=0.0)]
+    chosen = select.strongest(found)
+    assert chosen.drop == pytest.approx(best[0], abs=1e-12)
+    assert (chosen.layer, chosen.unit, chosen.digit) in {t[1:] for t in truth if abs(t[0] - best[0]) < 1e-12}
+    # found lists the layers in turn: its first element is fc1_post's strongest, which need not be the overall one
+    assert found[0].layer == "fc1_post"
+
+
+def test_strongest_is_the_largest_drop_whatever_the_order():
+    fc1 = [select.Bottleneck("fc1_post", 0, 9, 0.45), select.Bottleneck("fc1_post", 26, 7, 0.42)]
+    fc2 = [select.Bottleneck("fc2_post", 7, 3, 0.88), select.Bottleneck("fc2_post", 14, 8, 0.88)]
+    assert select.strongest(fc1 + fc2) == fc2[0]  # the first of a tie
+    assert select.strongest(fc2[::-1] + fc1) == fc2[1]
+    assert select.strongest([]) is None
+
+
+def planted(accuracy: float, n: int = 400, seed: int = 0) -> torch.Tensor:
+    """(n,) right/wrong with exactly round(accuracy * n) right, in a random order."""
+    right = torch.zeros(n, dtype=torch.bool)
+    right[: round(accuracy * n)] = True
+    return right[torch.randperm(n, generator=torch.Generator().manual_seed(seed))]
+
+
+def test_a_learning_rate_is_changed_only_for_a_detectable_gain():
+    base = planted(0.90)
+    better = base.clone()
+    better[(~base).nonzero()[:24, 0]] = True  # 24 images more, none fewer: a planted gain of 6 points
+    assert select.learning_rate({0.1: base, 0.3: better}, default=0.1) == 0.3
+    tied = base.clone()
+    tied[(~base).nonzero()[:2, 0]] = True  # two images more: 0.5 points, within the noise of 400 images
+    assert select.learning_rate({0.1: base, 0.3: tied}, default=0.1) == 0.1
+    worse = planted(0.80, seed=2)
+    assert select.learning_rate({0.1: base, 0.03: worse}, default=0.1) == 0.1
+    with pytest.raises(ValueError, match="must be among the rates tried"):
+        select.learning_rate({0.3: base}, default=0.1)
