@@ -63,11 +63,16 @@ def check_images(x: torch.Tensor, what: str = "images") -> torch.Tensor:
     return x
 
 
+def _is_integer(t: torch.Tensor) -> bool:
+    """Whether ``t`` holds integers proper: not bools (masks), floats or complex numbers."""
+    return not (t.dtype == torch.bool or t.is_floating_point() or t.is_complex())
+
+
 def check_labels(labels: torch.Tensor, n: int, what: str = "labels", n_classes: int = N_CLASSES) -> torch.Tensor:
     """``n`` integer class labels in 0 … n_classes - 1, as int64; the error names the offending values."""
     if not isinstance(labels, torch.Tensor):
         raise TypeError(f"{what} must be a torch.Tensor of class indices, got {type(labels).__name__}")
-    if labels.dtype == torch.bool or labels.is_floating_point() or labels.is_complex():
+    if not _is_integer(labels):
         raise TypeError(f"{what} must be integer class indices 0..{n_classes - 1}, got dtype {labels.dtype}")
     if tuple(labels.shape) != (n,):
         raise ValueError(f"expected {what} of shape ({n},), one per input, got {tuple(labels.shape)}")
@@ -88,7 +93,7 @@ def check_predictions(preds: torch.Tensor, labels: torch.Tensor, what: str = "pr
     for name, t in ((what, preds), ("labels", labels)):
         if not isinstance(t, torch.Tensor):
             raise TypeError(f"{name} must be a torch.Tensor of class indices, got {type(t).__name__}")
-        if t.dtype == torch.bool or t.is_floating_point() or t.is_complex():
+        if not _is_integer(t):
             hint = " (take .argmax(1) of the logits)" if t.is_floating_point() and t.ndim == 2 else ""
             raise TypeError(f"{name} must be integer class indices, got dtype {t.dtype}{hint}")
     if preds.shape != labels.shape or preds.ndim != 1 or len(preds) == 0:
@@ -116,7 +121,7 @@ def check_indices(idx: Sequence[int] | torch.Tensor | int, what: str = "unit ind
             except TypeError:
                 raise TypeError(f"{what} must be ints, got {v!r} in {items[:10]}") from None
         t = torch.tensor(values, dtype=torch.long)
-    if t.dtype == torch.bool or t.is_floating_point() or t.is_complex():
+    if not _is_integer(t):
         raise TypeError(f"{what} must be integers, got dtype {t.dtype}")
     t = t.long().flatten()
     if len(t) != len(set(t.tolist())):
