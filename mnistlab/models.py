@@ -21,7 +21,7 @@ torch.Size([2, 10])
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -212,6 +212,50 @@ def input_weights(model: MLP | CNN, layer: str) -> torch.Tensor | None:
     if layer != valid[0] or model.config.arch != "mlp":
         return None
     return model.fc1.weight.detach().cpu().clone()
+
+
+def split_units(model: MLP | CNN, layer: str, shares: tuple[float, float] = (2.0, -1.0)) -> MLP | CNN:
+    """The same function with different insides: every unit of ``layer`` split into two copies.
+
+    Each unit of ``fc{i}_post`` becomes two units with its incoming weights and bias; what
+    it sent on to the next layer is split between them in ``shares`` (which must sum to 1),
+    so the next layer receives exactly the same sum: the new network computes the same
+    logits (up to float rounding), though its layer is twice as wide. With the default
+    ``(2, -1)`` one copy sends twice the signal and the other takes one share back, the
+    kind of rewiring under which an attribution method that reads the network's insides,
+    not its function, changes its answer (Sundararajan et al.'s implementation invariance).
+    The copy is in eval mode; ``model`` is not changed.
+
+    >>> model = build_model(ModelConfig(hidden=(8, 4))).eval()
+    >>> twin = split_units(model, "fc2_post")
+    >>> twin.config.hidden
+    (8, 8)
+    >>> x = torch.rand(5, 784)
+    >>> torch.allclose(model(x), twin(x), atol=1e-6)
+    True
+    """
+    valid = model.config.layer_names
+    if layer not in valid or not layer.startswith("fc"):
+        raise KeyError(f"split_units splits a hidden linear layer; this model's are "
+                       f"{[n for n in valid if n.startswith('fc')]}, got {layer!r}")
+    if model.config.layernorm:
+        raise ValueError("split_units needs a model without LayerNorm: a LayerNorm over the wider layer "
+                         "would compute another function")
+    a, b = (float(v) for v in shares)
+    if abs(a + b - 1) > 1e-12:
+        raise ValueError(f"shares must sum to 1 so the next layer receives the same sum, got {shares}")
+    i = int(layer[2:].split("_")[0])
+    hidden = list(model.config.hidden)
+    hidden[i - 1] *= 2
+    twin = make_model(replace(model.config, hidden=tuple(hidden))).to(model.input_mean.device)
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    w, bias = state[f"fc{i}.weight"], state[f"fc{i}.bias"]
+    state[f"fc{i}.weight"], state[f"fc{i}.bias"] = torch.cat([w, w]), torch.cat([bias, bias])
+    after = f"fc{i + 1}" if i < len(hidden) else "out"
+    v = state[f"{after}.weight"]  # (next width, width)
+    state[f"{after}.weight"] = torch.cat([a * v, b * v], dim=1)
+    twin.load_state_dict(state)
+    return twin.eval()
 
 
 def forward_flops(config: ModelConfig) -> int:

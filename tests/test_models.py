@@ -62,3 +62,30 @@ def test_widths_are_configurable():
     assert model.config.layer_names == ["fc1_post", "fc2_post", "fc3_post"]
     _, cache = run_with_cache(model, torch.rand(2, 784), names=model.config.layer_names)
     assert [cache[n].shape[1] for n in model.config.layer_names] == [8, 8, 4]
+
+
+def test_split_units_computes_the_same_function_with_twice_the_units():
+    from mnistlab import attribution
+    from mnistlab.models import split_units
+
+    torch.manual_seed(0)
+    for config, layer in ((ModelConfig(hidden=(12, 6)), "fc1_post"), (ModelConfig(hidden=(12, 6)), "fc2_post"),
+                          (ModelConfig(arch="cnn", channels=(2, 3), hidden=(5,)), "fc1_post")):
+        model = build_model(config).eval()
+        twin = split_units(model, layer)
+        x = torch.rand(16, 784)
+        torch.testing.assert_close(twin(x), model(x), atol=1e-5, rtol=1e-5)
+        i = int(layer[2]) - 1
+        assert twin.config.hidden[i] == 2 * config.hidden[i]
+        target = model(x).argmax(1)
+        ig = [attribution.integrated_gradients(m, x, target) for m in (model, twin)]
+        torch.testing.assert_close(ig[1], ig[0], atol=1e-5, rtol=1e-4)  # implementation invariance
+        gbp = [attribution.guided_backprop(m, x, target) for m in (model, twin)]
+        assert ((gbp[1] - gbp[0]).norm(dim=1) / gbp[0].norm(dim=1)).median() > 0.05  # reads the wiring: fails
+    assert split_units(model, "fc1_post", shares=(0.5, 0.5)) is not None
+    with pytest.raises(ValueError, match="sum to 1"):
+        split_units(model, "fc1_post", shares=(1.0, 1.0))
+    with pytest.raises(KeyError, match="hidden linear layer"):
+        split_units(model, "conv1_post")
+    with pytest.raises(ValueError, match="LayerNorm"):
+        split_units(build_model(ModelConfig(hidden=(4, 3), layernorm=True)), "fc1_post")

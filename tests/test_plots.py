@@ -223,3 +223,16 @@ def test_sae_sweep_names_a_missing_measure():
 def test_attribution_grid_needs_a_title_and_a_map_per_image():
     with pytest.raises(ValueError, match="one title and one map per image"):
         plots.attribution_grid(rand(2, 784), {"gradient": rand(3, 784)}, ["a", "b"])
+
+
+def test_sanity_curves_draws_a_reference_line_and_refuses_one_for_a_measure_not_drawn():
+    from mnistlab import plots
+
+    sims = {m: {"gradient": torch.rand(3, 8)} for m in ("ink", "signed", "all pixels", "SSIM")}
+    fig = plots.sanity_curves(sims, ["a", "b", "c"], references={"all pixels": 0.97})
+    drawn = [ax for ax in fig.axes if ax.get_visible() and ax.axison]
+    assert len(drawn) == 4 and len(fig.axes) == 4  # four measures: two rows of two
+    dashed = [line for line in fig.axes[2].get_lines() if line.get_linestyle() == "--"]
+    assert [line.get_ydata()[0] for line in dashed] == [0.97]
+    with pytest.raises(ValueError, match="not drawn"):
+        plots.sanity_curves(sims, ["a", "b", "c"], references={"SSIM ": 0.5})

@@ -143,6 +143,72 @@ def test_rank_correlation_matches_scipy_with_ties_and_signs():
     np.testing.assert_allclose(signed.numpy(), [scipy.stats.spearmanr(a[i], b[i]).statistic for i in range(6)])
 
 
+def test_rank_correlation_on_a_mask_matches_scipy_on_the_masked_pixels_alone():
+    g = torch.Generator().manual_seed(1)
+    a = torch.randint(-3, 4, (5, 784), generator=g).float()
+    b = a + torch.randint(-2, 3, (5, 784), generator=g).float()
+    mask = torch.rand(5, 784, generator=g) < torch.tensor([0.05, 0.2, 0.5, 0.9, 1.0])[:, None]
+    for absolute in (True, False):
+        r = sanity.rank_correlation(a, b, absolute=absolute, mask=mask)
+        f = (lambda t: t.abs()) if absolute else (lambda t: t)
+        expected = [scipy.stats.spearmanr(f(a[i][mask[i]]), f(b[i][mask[i]])).statistic for i in range(5)]
+        np.testing.assert_allclose(r.numpy(), expected, rtol=1e-12)
+    few = torch.zeros(1, 784, dtype=torch.bool)
+    few[0, 3] = True  # one pixel: no ranking to compare
+    assert math.isnan(sanity.rank_correlation(a[:1], b[:1], mask=few)[0])
+    with pytest.raises(ValueError, match="bool tensor of the maps' shape"):
+        sanity.rank_correlation(a, b, mask=mask.float())
+
+
+def digit_masks(n=32, ink=200, seed=0):
+    """Masks with ``ink`` pixels marked per image, like an MNIST digit's (about 150-200)."""
+    g = torch.Generator().manual_seed(seed)
+    order = torch.rand(n, 784, generator=g).argsort(1)
+    return order < ink
+
+
+def test_maps_that_share_only_their_zeros_correlate_highly_on_all_pixels_and_not_on_the_mask():
+    """Why chapter 9 compares on the ink: the all-pixel check cannot pass methods that are 0 off the ink."""
+    mask = digit_masks()
+    assert sanity.shared_zeros_null(mask).min() > 0.9
+    g = torch.Generator().manual_seed(2)
+    a, b = (torch.rand(mask.shape, generator=g) * mask for _ in range(2))  # independent on the ink
+    assert sanity.rank_correlation(a, b).mean() > 0.9  # the naive comparison: "unchanged"
+    on_ink = sanity.rank_correlation(a, b, mask=mask)
+    assert abs(on_ink.mean()) < 0.05 and on_ink.abs().max() < 0.3  # on the ink: unrelated
+
+
+def test_the_ink_randomisation_rule_passes_a_map_that_changes_and_fails_one_that_does_not():
+    """Planted effects for chapter 9's rule (mean rank correlation on the ink below 0.5 passes)."""
+    from mnistlab import claims, stats
+
+    mask = digit_masks(64)
+    g = torch.Generator().manual_seed(3)
+    image = torch.rand(mask.shape, generator=g) * mask  # the "image": ink values on the mask
+
+    def verdict(trained, randomised):
+        rho = sanity.rank_correlation(trained, randomised, mask=mask)
+        return claims.less("demo", "maps change", stats.mean(rho.tolist(), of="images"), than=0.5).verdict
+
+    weights_a, weights_b = (torch.randn(mask.shape, generator=g) for _ in range(2))
+    assert verdict(weights_a * image, weights_b * image) == "holds"  # like gradient × input: passes on the ink
+    assert verdict(image + 0.01 * weights_a, image + 0.01 * weights_b) == "contradicted"  # the image itself: fails
+    # The control the all-pixel version cannot pass: the same planted change, ranked over every pixel.
+    rho_all = sanity.rank_correlation(weights_a * image, weights_b * image)
+    assert claims.less("demo", "maps change", stats.mean(rho_all.tolist()), than=0.5).verdict == "contradicted"
+
+
+def test_random_attributions_can_put_the_ink_first_in_random_order():
+    mask = digit_masks(4, ink=150)
+    maps = sanity.random_attributions((4, 784), seed=0, first=mask)
+    top = maps.argsort(1, descending=True)[:, :150]
+    assert mask.gather(1, top).all()  # every marked pixel comes before every other
+    other = sanity.random_attributions((4, 784), seed=1, first=mask).argsort(1, descending=True)[:, :150]
+    assert not torch.equal(top, other)  # and in random order within the ink
+    with pytest.raises(ValueError, match="bool tensor of shape"):
+        sanity.random_attributions((4, 784), first=mask[:2])
+
+
 def test_rank_correlation_is_nan_for_a_constant_map_and_one_for_a_monotone_change():
     a = torch.rand(3, 784)
     b = torch.cat([a[:2] ** 3 * 5, torch.zeros(1, 784)])

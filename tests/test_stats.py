@@ -52,6 +52,24 @@ def test_spearman_value_is_scipys_and_its_interval_widens_with_fewer_points():
     assert math.isclose(ours.low, math.tanh(math.atanh(ours.value) - half), rel_tol=1e-9)
 
 
+def test_spearman_difference_is_the_difference_of_scipys_rhos_and_finds_a_planted_better_predictor():
+    g = torch.Generator().manual_seed(2)
+    y = torch.randn(60, generator=g)
+    better, worse = y + 0.3 * torch.randn(60, generator=g), y + 3 * torch.randn(60, generator=g)
+    d = stats.spearman_difference(better, worse, y)
+    rho = lambda a: sp.spearmanr(a.numpy(), y.numpy()).statistic  # noqa: E731
+    assert math.isclose(d.value, rho(better) - rho(worse), rel_tol=1e-12)
+    assert d.low > 0 and d.of == "units" and d.n == 60  # planted: detectably better
+    same = stats.spearman_difference(better, better.clone(), y)  # no effect: exactly zero
+    assert same.low == same.value == same.high == 0
+    null = stats.spearman_difference(y + torch.randn(60, generator=g), y + torch.randn(60, generator=g), y)
+    assert null.low < 0 < null.high  # two equally good predictors: not shown
+    ties = stats.spearman_difference(torch.tensor([1.0, 1, 2, 3, 3, 4]), torch.arange(6.0), torch.arange(6.0))
+    assert math.isclose(ties.value, sp.spearmanr([1, 1, 2, 3, 3, 4], range(6)).statistic - 1, rel_tol=1e-12)
+    with pytest.raises(ValueError, match="constant"):
+        stats.spearman_difference(torch.ones(6), torch.arange(6.0), torch.arange(6.0))
+
+
 def test_paired_bootstrap_matches_the_normal_interval_of_a_mean_difference():
     g = torch.Generator().manual_seed(1)
     a = torch.rand(4000, generator=g) < 0.9

@@ -66,16 +66,29 @@ def completeness(steps: Sequence[int], errors: torch.Tensor, chosen: int, ax: Ax
 
 
 def sanity_curves(
-    similarity: Mapping[str, Mapping[str, torch.Tensor]], stages: Sequence[str], ax: Panels | None = None
+    similarity: Mapping[str, Mapping[str, torch.Tensor]],
+    stages: Sequence[str],
+    references: Mapping[str, float] | None = None,
+    ax: Panels | None = None,
 ) -> Figure:
     """How similar each method's maps stay as the network is randomised, one panel per similarity measure.
+
+    Up to three measures sit in one row; four or more in rows of two.
 
     Args:
         similarity: ``{measure: {method: (stages, N)}}`` similarity of each image's map
             to its map in the trained network, after each randomisation stage.
         stages: the stages' names, in order (the x axis).
+        references: ``{measure: value}``, a dashed line on that measure's panel (say, what
+            two unrelated maps score), labelled "unrelated maps".
     """
-    fig, axes = _panels(ax, 1, len(similarity), (style.WIDTH, style.WIDTH * 0.42))
+    references = dict(references or {})
+    unknown = set(references) - set(similarity)
+    if unknown:
+        raise ValueError(f"references for measures that are not drawn: {sorted(unknown)}; drawn: {list(similarity)}")
+    cols = len(similarity) if len(similarity) <= 3 else 2
+    rows = -(-len(similarity) // cols)
+    fig, axes = _panels(ax, rows, cols, (style.WIDTH, style.WIDTH * 0.42 * rows))
     x = np.arange(len(stages))
     for panel, (measure, by_method) in zip(axes.flat, similarity.items()):
         for (method, s), color in zip(by_method.items(), (*style.SERIES_COLORS, *style.LAYER_COLORS)):
@@ -83,9 +96,17 @@ def sanity_curves(
             panel.plot(x, np.nanmedian(s, 1), marker=".", color=color, label=method)
             panel.fill_between(x, np.nanpercentile(s, 25, 1), np.nanpercentile(s, 75, 1), color=color, alpha=0.12)
         panel.axhline(0, color=style.RANDOM_LINE, lw=0.6)
+        if measure in references:
+            panel.axhline(references[measure], color=style.RANDOM_LINE, lw=1, ls="--", label="unrelated maps")
         panel.set_xticks(x, list(stages), rotation=30, ha="right", fontsize=8)
-        panel.set(ylabel=measure, title=measure, ylim=(-0.2, 1.05))
+        panel.set(ylabel="similarity to trained", title=measure, ylim=(-0.2, 1.05))
+    for panel in list(axes.flat)[len(similarity):]:
+        panel.axis("off")
     axes.flat[0].legend(fontsize=7)
+    for measure in references:  # the reference line's label, where the first panel lacks it
+        panel = list(axes.flat)[list(similarity).index(measure)]
+        if panel is not axes.flat[0]:
+            panel.legend(handles=panel.get_lines()[-1:], fontsize=7)
     return fig
 
 
