@@ -14,6 +14,7 @@ tensor([[1, 0],
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -40,6 +41,31 @@ def confusion_matrix(preds: torch.Tensor, labels: torch.Tensor, n_classes: int =
     _check_labels(preds, labels, n_classes)
     flat = labels.long() * n_classes + preds.long()
     return torch.bincount(flat, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
+
+
+def mistakes_within(cm: torch.Tensor, group: Sequence[int]) -> tuple[int, int]:
+    """How the mistakes on a group of classes fall: ``(within, made)``.
+
+    ``made`` counts the mistakes whose true class is in ``group``; ``within`` those of
+    them predicted as another class of the group. If each mistake picked one of the
+    C - 1 wrong classes alike, ``within / made`` would be ``(len(group) - 1) / (C - 1)``:
+    the null conditioned on the true class, so a group whose digits are simply misread
+    more often than others does not look confused *with each other*.
+
+    >>> cm = torch.tensor([[5, 2, 1], [3, 5, 0], [0, 0, 9]])
+    >>> mistakes_within(cm, [0, 1])  # true 0 read as 1 (2), true 1 read as 0 (3), of 2 + 1 + 3 mistakes
+    (5, 6)
+    """
+    if not isinstance(cm, torch.Tensor) or cm.ndim != 2 or cm.shape[0] != cm.shape[1]:
+        raise ValueError(f"cm must be a square confusion matrix (C, C), got {getattr(cm, 'shape', type(cm).__name__)}")
+    members = sorted({int(c) for c in group})
+    if len(members) < 2 or len(members) != len(group) or members[0] < 0 or members[-1] >= len(cm):
+        raise ValueError(f"group must be two or more distinct classes in 0..{len(cm) - 1}, got {list(group)}")
+    index = torch.tensor(members)
+    rows = cm[index]  # (k, C)
+    made = int(rows.sum() - rows[torch.arange(len(index)), index].sum())
+    within = int(rows[:, index].sum() - rows[torch.arange(len(index)), index].sum())
+    return within, made
 
 
 def per_class_accuracy(preds: torch.Tensor, labels: torch.Tensor, n_classes: int = N_CLASSES) -> torch.Tensor:

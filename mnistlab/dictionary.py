@@ -53,10 +53,7 @@ from torch import nn
 
 import mnistlab.hooks
 from mnistlab.cache import ModelCache, cache_key, runtime, source_fingerprint
-from mnistlab.checks import (
-    check_activations,
-    check_positive_int,
-)
+from mnistlab.checks import check_activations, check_finite, check_positive_int
 from mnistlab.hooks import HookPoint, name_hook_points
 from mnistlab.record import snapshot_digest
 
@@ -164,18 +161,43 @@ class SparseAutoencoder(nn.Module):
         return self.reconstruction(self.decode(self.features(self.encode(x))))
 
 
-def random_unit_directions(d: int, k: int, generator: torch.Generator | None = None) -> torch.Tensor:
-    """``k`` directions drawn uniformly on the unit sphere of R^d, as columns (d, k).
+def random_unit_directions(
+    d: int, k: int, generator: torch.Generator | None = None, covariance: torch.Tensor | None = None
+) -> torch.Tensor:
+    """``k`` random unit directions of R^d, as columns (d, k).
 
     The baseline for :func:`match_features`: how close do directions come by chance?
+    Without ``covariance`` they are uniform on the sphere, so in 32 dimensions two of them
+    almost never reach a cosine of 0.9. With ``covariance`` (d, d), say of the layer's
+    activations, they are Gaussian draws with that covariance, normalised: they crowd
+    where the activations vary most, as learned features do, and come close to each
+    other far more often (the honest chance level for "two dictionaries found the same
+    direction").
 
     >>> directions = random_unit_directions(3, 5, torch.Generator().manual_seed(0))
     >>> directions.shape, torch.allclose(directions.norm(dim=0), torch.ones(5))
     (torch.Size([3, 5]), True)
+    >>> flat = torch.diag(torch.tensor([1.0, 1e-6, 1e-6]))  # the activations vary along the first axis only
+    >>> bool(random_unit_directions(3, 5, torch.Generator().manual_seed(0), flat)[0].abs().min() > 0.99)
+    True
     """
     check_positive_int(d, "the dimension d")
     check_positive_int(k, "the number of directions k")
     g = torch.randn(d, k, generator=generator)  # (d, k): a Gaussian is the same in every direction
+    if covariance is not None:
+        if not isinstance(covariance, torch.Tensor) or covariance.shape != (d, d):
+            got = tuple(covariance.shape) if isinstance(covariance, torch.Tensor) else type(covariance).__name__
+            raise ValueError(f"covariance must be a ({d}, {d}) tensor, got {got}")
+        c = check_finite(covariance.detach().cpu().double(), "covariance")
+        if not torch.allclose(c, c.T, atol=1e-8 * float(c.abs().max().clamp(min=1e-300))):
+            raise ValueError("covariance must be symmetric")
+        values, vectors = torch.linalg.eigh(c)
+        if values.min() < -1e-8 * values.max().clamp(min=1e-300):
+            raise ValueError(
+                f"covariance must be positive semi-definite; its smallest eigenvalue is {values.min():.3g}"
+            )
+        g = (vectors * values.clamp(min=0).sqrt()) @ g.double()  # (d, k) Gaussian with that covariance
+        g = g.float()
     return g / g.norm(dim=0, keepdim=True)
 
 
@@ -381,3 +403,33 @@ def load_or_train_sae(
     sae = SparseAutoencoder(meta["d_in"], config.width, generator=torch.Generator())
     sae.load_state_dict({k.removeprefix(SAE): v for k, v in tensors.items() if k.startswith(SAE)})
     return TrainedSAE(sae.eval(), config, tensors[LOSSES], meta["seconds"], was_cached)
+
+
+def mean_l0(sae: SparseAutoencoder, acts: torch.Tensor) -> float:
+    """The mean number of features active per input (L0) of ``sae`` on ``acts`` (N, D)."""
+    with torch.no_grad():
+        return (sae.encode(check_activations(acts, "acts").float()) > 0).float().sum(1).mean().item()
+
+
+def matched_sparsity(
+    acts: torch.Tensor,
+    config: SAEConfig,
+    target_l0: float,
+    factors: tuple[float, ...] = (0.5, 0.7, 1.0, 1.4, 2.0),
+    cache: ModelCache | None = None,
+) -> TrainedSAE:
+    """An SAE on ``acts`` as sparse as another: the control that differs only in what it was trained on.
+
+    SAEs on two layers with the same ``l1`` need not be equally sparse, and a sparser code
+    looks more selective whatever it encodes. So the control is trained at ``config.l1``
+    times each of ``factors`` (through :func:`load_or_train_sae`), and the one whose mean
+    L0 on ``acts`` (its training activations: no held-out image is used to choose) is
+    nearest ``target_l0`` is returned.
+    """
+    check_activations(acts, "acts")
+    if isinstance(target_l0, bool) or not isinstance(target_l0, (int, float)) or not target_l0 >= 0:
+        raise ValueError(f"target_l0 must be a number >= 0 (features per input), got {target_l0!r}")
+    if not factors or any(isinstance(f, bool) or not isinstance(f, (int, float)) or not f > 0 for f in factors):
+        raise ValueError(f"factors must be one or more positive numbers, got {factors!r}")
+    trained = [load_or_train_sae(acts, dataclasses.replace(config, l1=config.l1 * f), cache) for f in factors]
+    return min(trained, key=lambda t: abs(mean_l0(t.sae, acts) - target_l0))

@@ -139,11 +139,23 @@ def feature_edit(
 
 @dataclass(frozen=True)
 class Steering:
-    """Of the inputs of other classes on which a feature is active (``active``), how many the
-    amplified feature turns into its class (``turned``)."""
+    """What amplifying a feature did to the inputs of other classes on which it is active.
 
-    active: int
-    turned: int
+    ``before``, ``after``: (n,) bool, one entry per such input: whether the network
+    assigned it to the target class before the edit, and after it. ``active`` counts the
+    inputs, ``turned`` those the edit moved to the target (``after`` and not ``before``).
+    """
+
+    before: torch.Tensor
+    after: torch.Tensor
+
+    @property
+    def active(self) -> int:
+        return len(self.after)
+
+    @property
+    def turned(self) -> int:
+        return int((self.after & ~self.before).sum())
 
 
 @torch.no_grad()
@@ -157,17 +169,40 @@ def steered_to(
     feature: int,
     target: int,
     factor: float,
+    direction: torch.Tensor | None = None,
 ) -> Steering:
-    """Scale ``feature`` by ``factor`` on every input and count the inputs not of class ``target``,
-    among those where the feature is active, that the network now assigns to ``target``.
+    """Scale ``feature`` by ``factor`` on every input, and record, for the inputs not of class
+    ``target`` where the feature is active, whether the network assigns them to ``target``
+    before and after the edit.
 
     Only inputs where the feature is active can change (:func:`feature_edit` keeps the
-    rest of the layer), so they are the ones counted.
+    rest of the layer), so they are the ones recorded.
+
+    ``direction`` (D,): the control. The layer gets a change of the same size, the
+    feature's activation times ``factor - 1`` on each input, along ``direction`` (rescaled
+    to the length of the feature's decoder column) instead of the feature's own direction.
+    A feature means its class only if amplifying it turns more inputs than a random
+    direction does.
     """
     labels = check_labels(labels, len(x), "steered_to's labels")
-    preds = interventions.run_edited(model, x, {layer: feature_edit(sae, acts, feature, factor)}).argmax(1)
-    others = (sae.encode(acts.float())[:, feature] > 0).cpu() & (labels.cpu() != target)  # (N,), where preds are
-    return Steering(int(others.sum()), int((preds[others] == target).sum()))
+    if direction is None:
+        edit = feature_edit(sae, acts, feature, factor)
+    else:
+        acts = _check_fits(sae, acts, "steered_to's activations").float()
+        factor = check_finite_number(factor, "the feature scaling factor")
+        if not isinstance(direction, torch.Tensor) or direction.shape != (sae.W_dec.shape[0],):
+            got = tuple(direction.shape) if isinstance(direction, torch.Tensor) else type(direction).__name__
+            raise ValueError(f"direction must be a ({sae.W_dec.shape[0]},) tensor, one entry per unit, got {got}")
+        d = check_finite(direction.detach().float().to(acts.device), "direction")
+        if d.norm() == 0:
+            raise ValueError("direction must not be zero")
+        d = d / d.norm() * sae.W_dec[:, feature].norm()
+        f = sae.encode(acts)[:, feature]  # (N,)
+        edit = interventions.patching(None, acts + (factor - 1) * f[:, None] * d[None, :])
+    before = interventions.run_edited(model, x, {}).argmax(1).cpu()
+    after = interventions.run_edited(model, x, {layer: edit}).argmax(1).cpu()
+    others = (sae.encode(acts.float())[:, feature] > 0).cpu() & (labels.cpu() != target)  # (N,)
+    return Steering(before=before[others] == target, after=after[others] == target)
 
 
 @dataclass(frozen=True)

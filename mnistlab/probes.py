@@ -8,7 +8,9 @@ network *uses* it (that is what ablations test).
 A probe can also succeed by memorising. Hewitt and Liang (2019) pair every probing task
 with a *control task* whose labels carry no information about the input, so that only
 memorisation can fit it, and report the *selectivity*: task accuracy minus control
-accuracy. :func:`control_labels` builds the control task for images.
+accuracy. :func:`control_labels` builds the control task for images, with a random label
+for each group of near-alike images (:func:`image_types`), so that what a probe memorised
+about a group carries over to held-out images of that group, as a word type's label does.
 
 The fit is deterministic and needs no seed: the loss is convex, the probe starts at zero
 and every step sees the whole training set (full-batch L-BFGS), so there is nothing to
@@ -208,25 +210,38 @@ def probe_accuracy(probe: Probe, features: torch.Tensor, labels: torch.Tensor) -
     return (predicted == labels).double().mean().item()
 
 
-def control_labels(labels: torch.Tensor, seed: int = 0, n_classes: int = N_CLASSES) -> torch.Tensor:
-    """Hewitt and Liang's control task for images: a random class for every input; int64 (N,).
+def control_labels(
+    labels: torch.Tensor,
+    seed: int = 0,
+    n_classes: int = N_CLASSES,
+    types: torch.Tensor | None = None,
+    n_types: int | None = None,
+) -> torch.Tensor:
+    """Hewitt and Liang's control task: a random class for every input *type*; int64 (N,).
 
     Their control task for a word-level property gives each word *type* a random label,
     drawn once and shared by every occurrence of that type, so a probe can fit it only by
-    memorising which type gets which label. An image has no type: each image is its own
-    type, so each gets its own label, uniform over the ``n_classes`` classes, independent
-    of its true label (only ``len(labels)`` is used), and fixed by ``seed``.
+    memorising which type gets which label, and can carry what it memorised to held-out
+    sentences, where the same types occur again. Images have no types of their own; pass
+    ``types`` (N,), a group index for each image, say the cluster of near-alike images
+    it falls in (:func:`image_types`), and every image of a group gets its group's label.
+    The labels are uniform over the ``n_classes`` classes and independent of the true
+    labels (only ``len(labels)`` is used), one per type drawn from ``seed``: label the
+    training and the test images with the same ``seed`` and ``n_types`` and they share
+    the table. On held-out images a control probe then scores above chance exactly as far
+    as the features let it place a new image with the training images of its group.
 
-    One consequence differs from words: no test image occurs in the training set, so on
-    held-out images a control probe scores chance (1 / C) by construction, and held-out
-    selectivity is task accuracy minus chance. What the control task measures for images
-    is memorisation: a probe's *training* accuracy on control labels, against chance,
-    says how many arbitrary labels it can fit with these features (many with 784 pixels
-    and a few thousand images, few with 32 units and 54,000 images). Label train and test
-    rows in one call and split afterwards, or call once per split with different seeds.
+    Without ``types`` each image is its own type and gets its own label. No test image
+    occurs in the training set, so on held-out images such a control probe scores chance
+    (1 / C) by construction: it measures only memorisation (a probe's *training* accuracy
+    on the control labels), and held-out selectivity is task accuracy minus chance.
 
     >>> control_labels(torch.tensor([3, 3, 3, 3]), seed=1, n_classes=10).shape
     torch.Size([4])
+    >>> table = control_labels(torch.zeros(4, dtype=torch.long), types=torch.tensor([0, 1, 2, 3]), n_types=4)
+    >>> torch.equal(control_labels(torch.zeros(3, dtype=torch.long), types=torch.tensor([2, 2, 0]), n_types=4),
+    ...             table[[2, 2, 0]])
+    True
     """
     if not isinstance(labels, torch.Tensor) or labels.ndim != 1:
         raise ValueError(f"labels must be a 1-D tensor (N,), got {getattr(labels, 'shape', type(labels).__name__)}")
@@ -234,7 +249,44 @@ def control_labels(labels: torch.Tensor, seed: int = 0, n_classes: int = N_CLASS
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise TypeError(f"seed must be an int, got {seed!r}")
     g = torch.Generator().manual_seed(seed)
-    return torch.randint(0, n_classes, (len(labels),), generator=g).to(labels.device)
+    if types is None:
+        if n_types is not None:
+            raise ValueError("n_types is the number of types: pass it with types, or neither")
+        return torch.randint(0, n_classes, (len(labels),), generator=g).to(labels.device)
+    check_positive_int(n_types, "n_types")
+    check_labels(types, len(labels), "types", n_types)
+    table = torch.randint(0, n_classes, (n_types,), generator=g)
+    return table[types.cpu()].to(labels.device)
+
+
+def image_types(
+    train: torch.Tensor, test: torch.Tensor, n_types: int = 100, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Types for images: groups of near-alike images, the word types of :func:`control_labels`; int64 (N,) twice.
+
+    The training images are clustered by k-means on their pixels into ``n_types`` groups
+    (scikit-learn's ``KMeans``, one initialisation from ``seed``); each test image joins
+    the group whose centre is nearest. The groups are found from the images alone, never
+    from their labels or from any network, so one set of types serves every layer's probe.
+
+    >>> g = torch.Generator().manual_seed(0)
+    >>> centres = torch.rand(3, 784, generator=g)
+    >>> train = centres.repeat(10, 1) + 0.01 * torch.rand(30, 784, generator=g)
+    >>> a, b = image_types(train, centres, n_types=3)
+    >>> torch.equal(b, a[:3])  # each centre joins the group of the training images around it
+    True
+    """
+    from sklearn.cluster import KMeans
+
+    train, test = check_activations(train, "train images"), check_activations(test, "test images")
+    if train.shape[1] != test.shape[1]:
+        raise ValueError(f"train and test images must have one width, got {train.shape[1]} and {test.shape[1]}")
+    check_positive_int(n_types, "n_types")
+    if n_types > len(train):
+        raise ValueError(f"n_types ({n_types}) cannot exceed the number of training images ({len(train)})")
+    km = KMeans(n_types, n_init=1, random_state=seed).fit(train.detach().cpu().double().numpy())
+    test_types = km.predict(test.detach().cpu().double().numpy())
+    return torch.as_tensor(km.labels_, dtype=torch.long), torch.as_tensor(test_types, dtype=torch.long)
 
 
 def selectivity(task_acc: float, control_acc: float) -> float:

@@ -24,8 +24,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from mnistlab import analysis, embed, stats
+from mnistlab import analysis, circuits, embed, probes, stats
 from mnistlab import interventions as iv
+from mnistlab.checks import check_positive_int
 from mnistlab.data import Split, held_out
 from mnistlab.hooks import run_with_cache
 
@@ -114,22 +115,63 @@ def strongest(found: Sequence[Bottleneck]) -> Bottleneck | None:
     return max(found, key=lambda b: b.drop, default=None)
 
 
-def learning_rate(right: Mapping[float, torch.Tensor], default: float) -> float:
-    """The learning rate to train with, chosen on held-out images: ``default`` unless another reads detectably more.
+def detectably_better(right: Mapping[object, torch.Tensor], default: object) -> object:
+    """The setting to use, chosen on held-out images: ``default`` unless another reads detectably more.
 
-    ``right[lr]``: (N,) whether the network trained at ``lr`` reads each held-out image
-    correctly (the same images for every rate). The rate that reads the most is chosen
-    only if it beats ``default`` by a paired difference over the images whose 95%
-    interval lies above zero. A rate that wins by a few images would otherwise be chosen
-    by the arithmetic of the machine rather than by the data: on 400 validation images
-    two rates 0.5 points apart swap places under another processor's rounding.
+    ``right[setting]``: (N,) whether the model made with that setting reads each held-out
+    image correctly (the same images for every setting). The setting that reads the most
+    is chosen only if it beats ``default`` by a paired difference over the images whose
+    95% interval lies above zero. A setting that wins by a few images would otherwise be
+    chosen by the arithmetic of the machine rather than by the data: on 400 validation
+    images two learning rates 0.5 points apart swap places under another processor's
+    rounding.
     """
     if default not in right:
-        raise ValueError(f"the default rate {default} must be among the rates tried, got {sorted(right)}")
-    best = max(right, key=lambda lr: right[lr].double().mean().item())
+        raise ValueError(f"the default {default!r} must be among the settings tried, got {list(right)}")
+    best = max(right, key=lambda k: right[k].double().mean().item())
     if best != default and stats.paired_difference(right[best], right[default]).low > 0:
         return best
     return default
+
+
+def learning_rate(right: Mapping[float, torch.Tensor], default: float) -> float:
+    """The learning rate to train with: :func:`detectably_better` over ``right[lr]``, (N,) held-out correctness."""
+    return detectably_better(right, default)
+
+
+def probe_penalty(
+    train: tuple[torch.Tensor, torch.Tensor],
+    validation: tuple[torch.Tensor, torch.Tensor],
+    grid: Sequence[float],
+    default: float,
+) -> float:
+    """The weight decay for a linear probe on one layer: :func:`detectably_better` on the validation images.
+
+    ``train`` and ``validation``: (features (N, D), labels (N,)) of the layer, on the
+    training and the validation images. A probe is fitted at every ``l2`` of ``grid``
+    (which must hold ``default``) and scored on the validation images; a layer of 784
+    pixels and one of 16 units need not want the same penalty.
+    """
+    right = {}
+    for l2 in grid:
+        probe = probes.train_probe(*train, config=probes.ProbeConfig(l2=l2))
+        right[l2] = probes.probe_predict(probe, validation[0]) == validation[1]
+    return detectably_better(right, default)
+
+
+def circuit(model: nn.Module, split: Split, digit: int, k: int) -> torch.Tensor:
+    """The ``k`` units of ``fc2_post`` that carry most of ``digit``'s logit, largest first; int64 (k,).
+
+    A unit's share is its direct logit attribution (activation × readout weight) to the
+    digit's logit, averaged over the split's images of that digit
+    (:func:`mnistlab.circuits.mean_dla`).
+    """
+    acts = activations(model, "fc2_post", split)  # (N, 16)
+    check_positive_int(k, "the circuit's size k")
+    if k > acts.shape[1]:
+        raise ValueError(f"a circuit of {k} units needs a layer that wide; fc2_post has {acts.shape[1]}")
+    m = circuits.mean_dla(circuits.direct_logit_attribution(model, acts), split.y, digit)
+    return m.argsort(descending=True, stable=True)[:k]
 
 
 def pruning_order(model: nn.Module, layer: str, split: Split, by: str) -> torch.Tensor:

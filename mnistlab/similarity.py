@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import torch
 
-from mnistlab.checks import check_activations, check_finite_number
+from mnistlab.checks import check_activations, check_finite_number, check_positive_int
 
 KINDS = ("linear", "rbf")
 F64 = torch.float64
@@ -206,14 +206,31 @@ def canonical_correlations(x: torch.Tensor, y: torch.Tensor, eps: float = 1e-6) 
     return torch.linalg.svdvals(ux.T @ uy).clamp(max=1.0)  # rounding can overshoot 1
 
 
-def cca_similarity(x: torch.Tensor, y: torch.Tensor, eps: float = 1e-6) -> float:
+def cca_similarity(x: torch.Tensor, y: torch.Tensor, eps: float = 1e-6, top: int | None = None) -> float:
     """Mean canonical correlation ρ̄ (Raghu et al. 2017; Kornblith et al. 2019), in [0, 1].
 
     The mean of :func:`canonical_correlations` (see there for ``eps`` and for N); NaN when
     either representation is constant. 1 for ``y = x A`` with any invertible A.
+
+    A plain mean averages as many correlations as the narrower layer has directions, so
+    pairs of layers of different widths are averaged over different counts, and a layer
+    that is a linear image of another (the logits of ``fc2_post``) scores at least as high
+    against a third layer as its source, if it is narrower. ``top=k`` averages the ``k``
+    largest correlations for every pair (a missing one, where a layer has fewer than
+    ``k`` directions, counts as 0), so that comparisons between layer pairs are like for like.
+
+    >>> x = torch.randn(500, 6, generator=torch.Generator().manual_seed(0))
+    >>> y = x[:, :2] + 0.5 * torch.randn(500, 2, generator=torch.Generator().manual_seed(1))
+    >>> round(cca_similarity(x, y), 3) == round(cca_similarity(x, y, top=2), 3), cca_similarity(x, y, top=4) < 0.5
+    (True, True)
     """
     rho = canonical_correlations(x, y, eps)
-    return rho.mean().item() if len(rho) else math.nan
+    if len(rho) == 0:
+        return math.nan
+    if top is not None:
+        check_positive_int(top, "top")
+        return torch.cat([rho[:top], rho.new_zeros(max(0, top - len(rho)))]).mean().item()
+    return rho.mean().item()
 
 
 def unit_correlations(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -286,3 +303,40 @@ def shuffled_baseline(x: torch.Tensor, y: torch.Tensor, seed: int = 0) -> UnitMa
     g = torch.Generator().manual_seed(seed)
     order = torch.rand(y.shape, generator=g, dtype=F64).argsort(0)  # (N, D2): a permutation per column
     return match_units(x, y.gather(0, order))
+
+
+def random_rotation(d: int, seed: int = 0) -> torch.Tensor:
+    """A random orthogonal matrix (d, d), uniform over rotations and reflections (Haar); float64.
+
+    The QR decomposition of a Gaussian matrix, with the signs fixed so that the result
+    is uniformly distributed (Mezzadri 2007).
+
+    >>> q = random_rotation(5, seed=1)
+    >>> torch.allclose(q @ q.T, torch.eye(5, dtype=torch.float64))
+    True
+    """
+    check_positive_int(d, "d")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise TypeError(f"seed must be an int, got {seed!r}")
+    g = torch.Generator().manual_seed(seed)
+    q, r = torch.linalg.qr(torch.randn(d, d, generator=g, dtype=F64))
+    return q * torch.sign(torch.diagonal(r)).where(torch.diagonal(r) != 0, torch.ones(d, dtype=F64))
+
+
+def rotated_baseline(x: torch.Tensor, y: torch.Tensor, seed: int = 0) -> UnitMatch:
+    """:func:`match_units` after ``y``'s units are replaced by a random rotation of them.
+
+    The rotated layer holds exactly the same information as ``y``, in another basis: its
+    linear CKA with ``x`` (and every rotation-invariant similarity) is unchanged, while
+    its "units" are random mixtures of ``y``'s. So this is the null for a *privileged
+    basis*: if ``x``'s units find partners above a threshold in ``y`` no more often than
+    in a rotated ``y``, units recur only as much as the subspace does. (Shuffling each
+    unit over the inputs, :func:`shuffled_baseline`, destroys the information itself, and
+    can only say that units recur more than in unrelated data.)
+
+    >>> x = torch.randn(500, 4, generator=torch.Generator().manual_seed(0))
+    >>> bool(match_units(x, x).correlations.min() > 0.99), bool(rotated_baseline(x, x).correlations.min() < 0.99)
+    (True, True)
+    """
+    x, y = _pair(x, y)
+    return match_units(x, (y - y.mean(0)) @ random_rotation(y.shape[1], seed))

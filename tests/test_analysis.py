@@ -55,3 +55,25 @@ def test_confident_mistakes_are_wrong_and_sorted():
     assert m.index.tolist() == [0, 3, 2]
     assert (m.predicted != m.true).all()
     assert (m.confidence[:-1] >= m.confidence[1:]).all()
+
+
+def test_mistakes_within_a_group_use_the_row_conditioned_null():
+    """Planted: 4, 7 and 9 misread often but evenly is not confusion among them; misread as each other is."""
+    from mnistlab import claims, stats
+
+    def verdict(cm):
+        within, made = analysis.mistakes_within(cm, [4, 7, 9])
+        return claims.greater("demo", "confused", stats.proportion(within, made), than=2 / 9).verdict
+
+    evenly = torch.full((10, 10), 1) + torch.diag(torch.full((10,), 500))
+    evenly[[4, 7, 9]] *= 30  # these rows err often, but spread over the nine wrong digits alike
+    evenly[[4, 7, 9], [4, 7, 9]] = 500
+    within, made = analysis.mistakes_within(evenly, [4, 7, 9])
+    assert (within, made) == (3 * 2 * 30, 3 * 9 * 30)
+    assert verdict(evenly) != "holds"  # the row-conditioned null: exactly 2/9, not shown
+    assert within / int(evenly.sum() - evenly.trace()) > 6 / 90  # the uniform null would have called it confusion
+    confused = evenly.clone()
+    confused[4, 9] = confused[9, 4] = confused[7, 9] = 300
+    assert verdict(confused) == "holds"
+    with pytest.raises(ValueError, match="two or more distinct classes"):
+        analysis.mistakes_within(evenly, [4, 4])

@@ -1,6 +1,7 @@
 """Sparse autoencoders (mnistlab.dictionary) and their features at work (mnistlab.features) against oracles:
 a planted dictionary, autograd and Adam, hand-made SAEs, forward passes."""
 
+import copy
 import dataclasses
 
 import pytest
@@ -341,11 +342,69 @@ def test_steered_to_counts_the_active_inputs_of_other_classes_the_edit_moves(mod
     x, y, acts = batch
     codes = small_sae.encode(acts)
     feature = int((codes > 0).sum(0).argmax())  # the most often active feature
+    clean = model(x).argmax(1)
     for factor, target in ((1.0, 3), (6.0, 3), (0.0, 5)):
         got = ft.steered_to(model, "fc1_post", small_sae, acts, x, y, feature, target, factor)
         preds = iv.run_edited(model, x, {"fc1_post": ft.feature_edit(small_sae, acts, feature, factor)}).argmax(1)
         others = (codes[:, feature] > 0) & (y != target)
         assert got.active == int(others.sum()) > 0
-        assert got.turned == int((preds[others] == target).sum())
+        assert torch.equal(got.before, clean[others] == target) and torch.equal(got.after, preds[others] == target)
+        assert got.turned == int(((preds[others] == target) & (clean[others] != target)).sum())
     unchanged = ft.steered_to(model, "fc1_post", small_sae, acts, x, y, feature, 3, 1.0)
-    assert unchanged.turned == int((model(x).argmax(1)[(codes[:, feature] > 0) & (y != 3)] == 3).sum())
+    assert unchanged.turned == 0 and torch.equal(unchanged.before, unchanged.after)
+
+
+def test_steering_along_a_random_direction_is_a_change_of_the_same_size_elsewhere(model, small_sae, batch):
+    x, y, acts = batch
+    codes = small_sae.encode(acts)
+    feature = int((codes > 0).sum(0).argmax())
+    own = small_sae.W_dec[:, feature].detach()
+    # Along the feature's own direction the control is the feature edit itself.
+    same = ft.steered_to(model, "fc1_post", small_sae, acts, x, y, feature, 3, 6.0, direction=5 * own)
+    edit = ft.steered_to(model, "fc1_post", small_sae, acts, x, y, feature, 3, 6.0)
+    assert torch.equal(same.after, edit.after) and torch.equal(same.before, edit.before)
+    # A planted target: a network whose fc2 unit 0 writes to digit 3 alone, and a direction of fc1_post that
+    # drives only that unit; pushing along it turns images into 3s, pushing against it cannot.
+    planted = copy.deepcopy(model)
+    with torch.no_grad():
+        planted.out.weight.zero_(), planted.out.bias.zero_()
+        planted.out.weight[3, 0] = 1.0
+        planted.out.weight[torch.arange(10) != 3, 1] = 1.0
+        towards = torch.linalg.pinv(planted.fc2.weight) @ torch.eye(4)[0]  # (8,): fc2 unit 0 up, the others still
+    push = ft.steered_to(planted, "fc1_post", small_sae, acts, x, y, feature, 3, 1e4, direction=towards)
+    against = ft.steered_to(planted, "fc1_post", small_sae, acts, x, y, feature, 3, 1e4, direction=-towards)
+    assert push.turned == push.active - int(push.before.sum()) > 0 and against.turned == 0
+    with pytest.raises(ValueError, match="one entry per unit"):
+        ft.steered_to(model, "fc1_post", small_sae, acts, x, y, feature, 3, 2.0, direction=torch.ones(3))
+    with pytest.raises(ValueError, match="not be zero"):
+        ft.steered_to(model, "fc1_post", small_sae, acts, x, y, feature, 3, 2.0, direction=torch.zeros_like(own))
+
+
+def test_directions_shaped_like_the_activations_match_features_far_more_often_than_uniform_ones():
+    """Chapter 8's null: uniform directions in 32 dimensions almost never reach cosine 0.9; shaped ones can."""
+    g = torch.Generator().manual_seed(6)
+    spread = torch.tensor([10.0, 8.0] + [0.1] * 30)  # activations vary along two axes only
+    cov = torch.diag(spread**2)
+    features = dl.random_unit_directions(32, 20, g, covariance=cov)
+    near = lambda d: int((ft.match_features(features, d) > 0.9).sum())  # noqa: E731
+    assert near(dl.random_unit_directions(32, 20, g)) == 0
+    assert near(dl.random_unit_directions(32, 20, g, covariance=cov)) >= 10
+    with pytest.raises(ValueError, match="semi-definite"):
+        dl.random_unit_directions(3, 2, g, covariance=-torch.eye(3))
+    with pytest.raises(ValueError, match=r"\(3, 3\)"):
+        dl.random_unit_directions(3, 2, g, covariance=torch.eye(4))
+
+
+def test_matched_sparsity_picks_the_penalty_whose_code_is_as_sparse_as_the_target(tmp_path):
+    g = torch.Generator().manual_seed(3)
+    acts = torch.rand(400, 8, generator=g)
+    config = dl.SAEConfig(width=16, steps=200, batch_size=64, l1=0.3)
+    cache = ModelCache(tmp_path, kind="results")
+    runs = {f: dl.load_or_train_sae(acts, dataclasses.replace(config, l1=0.3 * f), cache) for f in (0.5, 1.0, 2.0)}
+    l0 = {f: dl.mean_l0(r.sae, acts) for f, r in runs.items()}
+    assert l0[0.5] > l0[1.0] > l0[2.0]  # a larger penalty gives a sparser code
+    for f in (0.5, 2.0):  # planted: ask for the sparsity another penalty gives, get that penalty back
+        chosen = dl.matched_sparsity(acts, config, l0[f], factors=(0.5, 1.0, 2.0), cache=cache)
+        assert chosen.config.l1 == pytest.approx(0.3 * f)
+    with pytest.raises(ValueError, match="target_l0"):
+        dl.matched_sparsity(acts, config, -1.0, cache=cache)

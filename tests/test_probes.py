@@ -163,3 +163,48 @@ def test_a_probe_refuses_features_of_another_width():
         probes.probe_accuracy(probe, torch.rand(2, 3), torch.tensor([0, 2]))
     with pytest.raises(TypeError, match="ProbeConfig"):
         probes.train_probe(torch.rand(20, 3), torch.arange(20) % 2, config={"l2": 0.1})
+
+
+def test_type_control_labels_are_one_random_label_per_type_shared_across_calls():
+    types = torch.arange(5000) % 50
+    a = probes.control_labels(torch.zeros(5000, dtype=torch.long), seed=3, types=types, n_types=50)
+    for t in range(50):
+        assert (a[types == t] == a[types == t][0]).all()  # one label per type
+    b = probes.control_labels(torch.zeros(7, dtype=torch.long), seed=3, types=torch.tensor([4, 4, 9, 0, 49, 1, 2]),
+                              n_types=50)
+    assert torch.equal(b, a[[4, 4, 9, 0, 49, 1, 2]])  # the same table in another call: train and test share it
+    assert len(set(a[:50].tolist())) > 5  # random over the classes
+    with pytest.raises(ValueError, match="n_types"):
+        probes.control_labels(torch.zeros(3, dtype=torch.long), n_types=4)
+    with pytest.raises(ValueError, match="types"):
+        probes.control_labels(torch.zeros(3, dtype=torch.long), types=torch.tensor([0, 1, 5]), n_types=4)
+
+
+def test_a_type_control_can_fail_where_a_per_image_control_cannot():
+    """Planted: features that keep the look-alike groups let the control probe guess new images (low selectivity);
+    features that keep only the digit do not."""
+    g = torch.Generator().manual_seed(11)
+    n_types, n = 40, 4000
+    centres = torch.randn(n_types, 20, generator=g) * 3
+    types = torch.randint(n_types, (n,), generator=g)
+    digit = types % 10  # each group belongs to one digit
+    images = centres[types] + torch.randn(n, 20, generator=g)  # groups are tight clusters
+    train, test = slice(0, 3000), slice(3000, n)
+    tr_types, te_types = probes.image_types(images[train], images[test], n_types=n_types, seed=0)
+    control = probes.control_labels(digit[train], seed=0, types=tr_types, n_types=n_types)
+    test_control = probes.control_labels(digit[test], seed=0, types=te_types, n_types=n_types)
+
+    def held_out_control(features):
+        probe = probes.train_probe(features[train], control)
+        return probes.probe_accuracy(probe, features[test], test_control)
+
+    # What knowing the digit alone gives: each digit's most common control label among the training images.
+    majority = torch.stack([torch.bincount(control[digit[train] == d], minlength=10).argmax() for d in range(10)])
+    floor = (majority[digit[test]] == test_control).float().mean().item()
+    keeps_groups = images
+    keeps_digit_only = torch.nn.functional.one_hot(digit, 10).float() + 0.1 * torch.randn(n, 10, generator=g)
+    assert held_out_control(keeps_groups) > floor + 0.3  # the control carries over: the probe is not selective
+    assert abs(held_out_control(keeps_digit_only) - floor) < 0.05  # only the digit survives: the digit's floor
+    per_image = probes.control_labels(digit[train], seed=0)
+    memoriser = probes.train_probe(images[train], per_image)
+    assert probes.probe_accuracy(memoriser, images[test], probes.control_labels(digit[test], seed=1)) < 0.15

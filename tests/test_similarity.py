@@ -252,6 +252,7 @@ PAIRWISE = [
     sim.match_units,
     sim.best_partner,
     sim.shuffled_baseline,
+    sim.rotated_baseline,
 ]
 GOOD = torch.rand(20, 4)
 NAN = GOOD.clone().index_put_((torch.tensor(3), torch.tensor(1)), torch.tensor(math.nan))
@@ -297,3 +298,32 @@ def test_bad_arguments_say_what_is_valid():
         sim.most_similar_layer(torch.rand(3))
     with pytest.raises(TypeError, match="floating-point"):
         sim.most_similar_layer(torch.eye(3, dtype=torch.long))
+
+
+def test_a_random_rotation_keeps_cka_and_breaks_units_so_it_tests_a_privileged_basis():
+    """Planted: units that recur one for one beat the rotated null; units that recur only as a subspace do not."""
+    g = torch.Generator().manual_seed(4)
+    x = torch.randn(4000, 12, generator=g, dtype=F64).relu()
+    same_units = x[:, torch.randperm(12, generator=g)] + 0.1 * torch.randn(4000, 12, generator=g, dtype=F64)
+    q = sim.random_rotation(12, seed=9)
+    torch.testing.assert_close(q @ q.T, torch.eye(12, dtype=F64), rtol=0, atol=1e-12)
+    same_space = x @ q  # the same information in another basis
+    torch.testing.assert_close(sim.linear_cka(x, same_space), sim.linear_cka(x, x), rtol=0, atol=1e-9)
+    above = lambda m: int((m.correlations.nan_to_num(0) > 0.8).sum())  # noqa: E731
+    assert above(sim.match_units(x, same_units)) == 12 and above(sim.rotated_baseline(x, same_units, seed=1)) < 6
+    # Recurring as a subspace only: the "real" units are already mixtures, and they do no better than the null.
+    assert above(sim.match_units(x, same_space)) < 6 and above(sim.rotated_baseline(x, same_space, seed=1)) < 6
+    assert not torch.equal(sim.random_rotation(12, seed=1), sim.random_rotation(12, seed=2))
+
+
+def test_mean_cca_over_a_fixed_count_removes_the_advantage_of_a_narrower_linear_image():
+    """Planted: y is a 3-unit linear image of x2, which matches x; plain mean CCA prefers y, top-k does not."""
+    g = torch.Generator().manual_seed(12)
+    x = torch.randn(3000, 8, generator=g, dtype=F64)
+    x2 = x + 1.5 * torch.randn(3000, 8, generator=g, dtype=F64)  # another "seed" of the same layer
+    y = x2 @ torch.randn(8, 3, generator=g, dtype=F64)  # a narrower layer computed from x2
+    assert sim.cca_similarity(x, y) > sim.cca_similarity(x, x2)  # the structural advantage
+    assert sim.cca_similarity(x, y, top=3) <= sim.cca_similarity(x, x2, top=3) + 1e-12
+    assert sim.cca_similarity(x, x[:, :2], top=4) == pytest.approx(0.5)  # two of four missing: counted as 0
+    with pytest.raises(ValueError, match="top"):
+        sim.cca_similarity(x, y, top=0)

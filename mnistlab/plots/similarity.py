@@ -18,7 +18,7 @@ def probe_accuracies(task: Mapping[str, Estimate], control: Mapping[str, float],
 
     Args:
         task: ``{layer: Estimate}`` the probe's test accuracy on the real labels.
-        control: ``{layer: accuracy}`` the same probe trained on random labels (a line per layer).
+        control: ``{layer: accuracy}`` the same probe trained on a control task (a dot per layer).
     """
     if set(task) != set(control):
         raise ValueError(f"task and control must name the same layers, got {list(task)} and {list(control)}")
@@ -29,7 +29,7 @@ def probe_accuracies(task: Mapping[str, Estimate], control: Mapping[str, float],
         [[100 * (e.value - e.low) for e in task.values()], [100 * (e.high - e.value) for e in task.values()]]
     )
     ax.bar(x, values, yerr=errors, color=style.LAYER_COLORS[0], alpha=0.8, capsize=3, label="digit labels")
-    ax.plot(x, [100 * control[k] for k in task], "o", color=style.SERIES_COLORS[0], label="random labels (control)")
+    ax.plot(x, [100 * control[k] for k in task], "o", color=style.SERIES_COLORS[0], label="control task")
     ax.set_xticks(x, list(task))
     ax.set(ylabel="probe accuracy (%)", ylim=(0, 100))
     ax.legend(fontsize=8, loc="lower right")
