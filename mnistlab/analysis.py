@@ -50,7 +50,8 @@ def mistakes_within(cm: torch.Tensor, group: Sequence[int]) -> tuple[int, int]:
     them predicted as another class of the group. If each mistake picked one of the
     C - 1 wrong classes alike, ``within / made`` would be ``(len(group) - 1) / (C - 1)``:
     the null conditioned on the true class, so a group whose digits are simply misread
-    more often than others does not look confused *with each other*.
+    more often than others does not look confused *with each other*. A sharper null also
+    keeps how often each class is the *wrong answer*: :func:`expected_within`.
 
     >>> cm = torch.tensor([[5, 2, 1], [3, 5, 0], [0, 0, 9]])
     >>> mistakes_within(cm, [0, 1])  # true 0 read as 1 (2), true 1 read as 0 (3), of 2 + 1 + 3 mistakes
@@ -66,6 +67,34 @@ def mistakes_within(cm: torch.Tensor, group: Sequence[int]) -> tuple[int, int]:
     made = int(rows.sum() - rows[torch.arange(len(index)), index].sum())
     within = int(rows[:, index].sum() - rows[torch.arange(len(index)), index].sum())
     return within, made
+
+
+def expected_within(cm: torch.Tensor, group: Sequence[int]) -> float:
+    """The share of the group's mistakes that would fall within it if mistakes ignored the group.
+
+    Each mistake on a true class ``t`` of the group picks its wrong answer ``p`` with
+    probability proportional to how often ``p`` is the wrong answer over all mistakes
+    (the off-diagonal column totals), renormalised over ``p != t``; the result is the
+    expected ``within / made`` of :func:`mistakes_within`. A class that is a common wrong
+    answer for every digit (say 9) then raises the null, instead of making any group that
+    holds it look confused.
+
+    >>> cm = torch.tensor([[5, 1, 1], [1, 5, 1], [1, 1, 5]])  # mistakes spread evenly
+    >>> round(expected_within(cm, [0, 1]), 12)
+    0.5
+    """
+    within, made = mistakes_within(cm, group)
+    if made == 0:
+        raise ValueError("the group's classes have no mistakes, so no share of them is defined")
+    off = cm.double() - torch.diag(cm.diagonal().double())
+    q = off.sum(0) / off.sum()  # (C,) how often each class is the wrong answer
+    members = sorted({int(c) for c in group})
+    expected = 0.0
+    for t in members:
+        made_t = off[t].sum().item()
+        others = [p for p in members if p != t]
+        expected += made_t * (q[others].sum() / (1 - q[t])).item()
+    return expected / made
 
 
 def per_class_accuracy(preds: torch.Tensor, labels: torch.Tensor, n_classes: int = N_CLASSES) -> torch.Tensor:

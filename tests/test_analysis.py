@@ -77,3 +77,19 @@ def test_mistakes_within_a_group_use_the_row_conditioned_null():
     assert verdict(confused) == "holds"
     with pytest.raises(ValueError, match="two or more distinct classes"):
         analysis.mistakes_within(evenly, [4, 4])
+
+
+def test_expected_within_raises_the_null_for_a_group_that_holds_a_common_wrong_answer():
+    """Planted: every digit's mistakes go mostly to 9; 4/7/9 beat 2/9 but not the null that knows it."""
+    from mnistlab import claims, stats
+
+    cm = torch.diag(torch.full((10,), 500))
+    cm[:, 9] += 40  # 9 is the usual wrong answer for every digit
+    cm += 2
+    cm[9, 9] = 500
+    cm[9, :9] = 10
+    within, made = analysis.mistakes_within(cm, [4, 7, 9])
+    share = stats.proportion(within, made)
+    null = analysis.expected_within(cm, [4, 7, 9])
+    assert claims.greater("demo", "x", share, than=2 / 9).verdict == "holds"  # the row null is fooled
+    assert null > 2 / 9 and claims.greater("demo", "x", share, than=null).verdict != "holds"

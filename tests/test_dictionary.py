@@ -406,5 +406,8 @@ def test_matched_sparsity_picks_the_penalty_whose_code_is_as_sparse_as_the_targe
     for f in (0.5, 2.0):  # planted: ask for the sparsity another penalty gives, get that penalty back
         chosen = dl.matched_sparsity(acts, config, l0[f], factors=(0.5, 1.0, 2.0), cache=cache)
         assert chosen.config.l1 == pytest.approx(0.3 * f)
+    between = 0.8 * l0[2.0] + 0.2 * l0[1.0]  # nearer 2.0's sparsity than 1.0's: the nearest is chosen
+    assert dl.matched_sparsity(acts, config, between, factors=(0.5, 1.0, 2.0), cache=cache).config.l1 == \
+        pytest.approx(0.6)
     with pytest.raises(ValueError, match="target_l0"):
         dl.matched_sparsity(acts, config, -1.0, cache=cache)
