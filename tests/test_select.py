@@ -141,7 +141,7 @@ def test_circuit_is_the_k_largest_mean_contributions_by_a_plain_hook_loop():
     of_3 = data.validation.y == 3
     by_hand = []
     for u in range(16):
-        by_hand.append(float((h2[of_3, u] * model.out.weight[3, u]).mean()))
+        by_hand.append(float((h2[of_3, u] * model.out.weight[3, u].detach()).mean()))
     expected = sorted(range(16), key=lambda u: -by_hand[u])[:4]
     assert select.circuit(model, data.validation, 3, 4).tolist() == expected
     with pytest.raises(ValueError, match="test split"):
