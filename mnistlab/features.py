@@ -112,13 +112,21 @@ def splice(sae: SparseAutoencoder, acts: torch.Tensor) -> interventions.Edit:
 
 @torch.no_grad()
 def feature_edit(
-    sae: SparseAutoencoder, acts: torch.Tensor, features: int | Sequence[int] | torch.Tensor, factor: float
+    sae: SparseAutoencoder,
+    acts: torch.Tensor,
+    features: int | Sequence[int] | torch.Tensor,
+    factor: float,
+    direction: torch.Tensor | None = None,
 ) -> interventions.Edit:
     """An edit that scales features by ``factor`` (0 ablates them) and leaves the rest of the layer alone.
 
     The layer gets ``acts + (factor − 1) · Σ_i f_i(acts) · W_dec[:, i]`` over the chosen
     features ``i``: the SAE's reconstruction error, and every other feature, stay as
     they were. Where a feature is inactive (``f_i = 0``) nothing changes.
+
+    ``direction`` (D,): the control. Each feature's change keeps its size (``f_i`` times
+    ``factor − 1`` times the length of its decoder column) but points along ``direction``
+    instead of the feature's own decoder column.
 
     >>> sae = SparseAutoencoder(3, 4, generator=torch.Generator().manual_seed(0))
     >>> acts = torch.rand(5, 3, generator=torch.Generator().manual_seed(1))
@@ -132,8 +140,17 @@ def feature_edit(
         raise ValueError(f"features must be one or more distinct feature indices, got {chosen.tolist()}")
     if chosen.min() < 0 or chosen.max() >= sae.width:
         raise IndexError(f"feature indices {chosen.tolist()} out of range: this SAE has features 0..{sae.width - 1}")
+    columns = sae.W_dec[:, chosen]  # (D, k): where each chosen feature writes
+    if direction is not None:
+        if not isinstance(direction, torch.Tensor) or direction.shape != (sae.W_dec.shape[0],):
+            got = tuple(direction.shape) if isinstance(direction, torch.Tensor) else type(direction).__name__
+            raise ValueError(f"direction must be a ({sae.W_dec.shape[0]},) tensor, one entry per unit, got {got}")
+        d = check_finite(direction.detach().float().to(acts.device), "direction")
+        if d.norm() == 0:
+            raise ValueError("direction must not be zero")
+        columns = (d / d.norm())[:, None] * columns.norm(dim=0)[None, :]  # (D, k): same lengths, one direction
     f = sae.encode(acts)[:, chosen]  # (N, k)
-    change = (factor - 1) * F.linear(f, sae.W_dec[:, chosen])  # (N, D): exactly 0 on rows where f = 0
+    change = (factor - 1) * F.linear(f, columns)  # (N, D): exactly 0 on rows where f = 0
     return interventions.patching(None, acts + change)
 
 
@@ -185,20 +202,7 @@ def steered_to(
     direction does.
     """
     labels = check_labels(labels, len(x), "steered_to's labels")
-    if direction is None:
-        edit = feature_edit(sae, acts, feature, factor)
-    else:
-        acts = _check_fits(sae, acts, "steered_to's activations").float()
-        factor = check_finite_number(factor, "the feature scaling factor")
-        if not isinstance(direction, torch.Tensor) or direction.shape != (sae.W_dec.shape[0],):
-            got = tuple(direction.shape) if isinstance(direction, torch.Tensor) else type(direction).__name__
-            raise ValueError(f"direction must be a ({sae.W_dec.shape[0]},) tensor, one entry per unit, got {got}")
-        d = check_finite(direction.detach().float().to(acts.device), "direction")
-        if d.norm() == 0:
-            raise ValueError("direction must not be zero")
-        d = d / d.norm() * sae.W_dec[:, feature].norm()
-        f = sae.encode(acts)[:, feature]  # (N,)
-        edit = interventions.patching(None, acts + (factor - 1) * f[:, None] * d[None, :])
+    edit = feature_edit(sae, acts, feature, factor, direction)
     before = interventions.run_edited(model, x, {}).argmax(1).cpu()
     after = interventions.run_edited(model, x, {layer: edit}).argmax(1).cpu()
     others = (sae.encode(acts.float())[:, feature] > 0).cpu() & (labels.cpu() != target)  # (N,)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -193,4 +193,16 @@ def figure(name: str, fig: Figure) -> None:
     plt.close(fig)
 
 
-__all__ = ["figure", "value"]
+def listing(items: Iterable[str]) -> str:
+    """Items as a sentence lists them: ``"a"``, ``"a and b"``, ``"a, b and c"``.
+
+    >>> listing(["gradient", "IG", "occlusion"])
+    'gradient, IG and occlusion'
+    """
+    items = [str(item) for item in items]
+    if not items:
+        raise ValueError("a listing needs at least one item")
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+__all__ = ["figure", "listing", "value"]

@@ -264,10 +264,13 @@ def image_types(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Types for images: groups of near-alike images, the word types of :func:`control_labels`; int64 (N,) twice.
 
-    The training images are clustered by k-means on their pixels into ``n_types`` groups
-    (scikit-learn's ``KMeans``, one initialisation from ``seed``); each test image joins
-    the group whose centre is nearest. The groups are found from the images alone, never
-    from their labels or from any network, so one set of types serves every layer's probe.
+    ``train``, ``test``: (N, D) the images in the space where "alike" is measured (their
+    pixels, or another network's layer). The training images are clustered by k-means
+    there into ``n_types`` groups (scikit-learn's ``KMeans``, one initialisation from
+    ``seed``); each test image joins the group whose centre is nearest. The groups never
+    see a label, so one set of types serves every layer's probe. A space that a probe
+    reads should not be the one the groups are found in: k-means cells are linear regions
+    of their space, which a linear probe there reads off easily.
 
     >>> g = torch.Generator().manual_seed(0)
     >>> centres = torch.rand(3, 784, generator=g)
@@ -287,6 +290,60 @@ def image_types(
     km = KMeans(n_types, n_init=1, random_state=seed).fit(train.detach().cpu().double().numpy())
     test_types = km.predict(test.detach().cpu().double().numpy())
     return torch.as_tensor(km.labels_, dtype=torch.long), torch.as_tensor(test_types, dtype=torch.long)
+
+
+def control_draws(
+    train: torch.Tensor, test: torch.Tensor, n_types: int = 100, draws: int = 10, n_classes: int = N_CLASSES
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``draws`` control tasks, each on its own groups of look-alike images: int64 (draws, N_train), (draws, N_test).
+
+    One control task is one draw of chance: k-means from one start, one random class per
+    group. A single draw can be kind or unkind to a layer (groups that its geometry
+    happens to separate well), so a control accuracy is measured over several, and its
+    interval counts the draws as well as the images (:func:`mnistlab.stats.crossed_mean`).
+    Draw k groups the images with :func:`image_types` from start ``k`` and labels them
+    with :func:`control_labels` from seed ``k``; the training and the test images of one
+    draw share its table.
+
+    >>> g = torch.Generator().manual_seed(0)
+    >>> centres = torch.rand(4, 8, generator=g)
+    >>> train, test = control_draws(centres.repeat(5, 1), centres, n_types=4, draws=3)
+    >>> train.shape, test.shape
+    (torch.Size([3, 20]), torch.Size([3, 4]))
+    >>> torch.equal(test, train[:, :4])  # each centre gets the label of its group's training images
+    True
+    """
+    check_positive_int(draws, "draws")
+    train_rows, test_rows = [], []
+    for k in range(draws):
+        train_types, test_types = image_types(train, test, n_types=n_types, seed=k)
+        zeros = torch.zeros(len(train), dtype=torch.long), torch.zeros(len(test), dtype=torch.long)
+        train_rows.append(control_labels(zeros[0], seed=k, n_classes=n_classes, types=train_types, n_types=n_types))
+        test_rows.append(control_labels(zeros[1], seed=k, n_classes=n_classes, types=test_types, n_types=n_types))
+    return torch.stack(train_rows), torch.stack(test_rows)
+
+
+def digit_guess(
+    control: torch.Tensor, labels: torch.Tensor, new_labels: torch.Tensor, n_classes: int = N_CLASSES
+) -> torch.Tensor:
+    """What knowing only the true class guesses of a control task: (N_new,) int64.
+
+    The groups of a control task mostly hold one digit each, so the digit alone already
+    predicts part of the control labels: for each class, the control label most common
+    among the training images of that class (``control``, ``labels``: (N,)), given to each
+    new image by its true class (``new_labels``). A control probe whose held-out guesses
+    beat this has memorised something about the groups beyond the digit.
+
+    >>> digit_guess(torch.tensor([4, 4, 7, 1, 1, 1]), torch.tensor([0, 0, 0, 1, 1, 2]), torch.tensor([2, 0]),
+    ...             n_classes=3)
+    tensor([1, 4])
+    """
+    labels = check_labels(labels, len(labels), "labels", n_classes)
+    control = check_labels(control, len(labels), "control labels")
+    new_labels = check_labels(new_labels, len(new_labels), "new images' labels", n_classes)
+    counts = torch.zeros(n_classes, int(control.max()) + 1, dtype=torch.long)
+    counts.index_put_((labels.cpu(), control.cpu()), torch.ones(len(labels), dtype=torch.long), accumulate=True)
+    return counts.argmax(1)[new_labels.cpu()]
 
 
 def selectivity(task_acc: float, control_acc: float) -> float:

@@ -37,6 +37,7 @@ from torch import nn
 
 from mnistlab.checks import check_class, check_finite, check_images, check_labels, check_positive_int
 from mnistlab.hooks import eval_mode
+from mnistlab.stats import average_ranks
 
 N_PIXELS = 784
 SIDE = 28
@@ -152,14 +153,6 @@ def _pair(a: torch.Tensor, b: torch.Tensor, images: bool = True) -> tuple[torch.
     if a.shape != b.shape:
         raise ValueError(f"need one map of each kind per image, of one size; got {tuple(a.shape)} and {tuple(b.shape)}")
     return a, b
-
-
-def average_ranks(x: torch.Tensor) -> torch.Tensor:
-    """1-based ranks of each row's values, tied values sharing their average rank; (N, D) float64."""
-    sorted_x = x.sort(dim=1).values
-    lo = torch.searchsorted(sorted_x, x, right=False)  # values strictly below
-    hi = torch.searchsorted(sorted_x, x, right=True)  # values below or equal
-    return (lo + hi + 1).double() / 2
 
 
 def ink(x: torch.Tensor) -> torch.Tensor:

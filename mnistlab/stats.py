@@ -10,6 +10,8 @@ comes with a 95% interval here, computed the standard way for its kind:
   interval built from their Wilson intervals;
 * :func:`paired_difference` — a paired bootstrap over the same items (two networks'
   correctness on the same test images), with :func:`mcnemar` for its exact test;
+* :func:`crossed_mean` — a mean over items and over random draws that every item sees
+  (a control task's clusters), with a bootstrap that resamples both;
 * :func:`mean` — Student's t interval over independent runs (seeds);
 * :func:`mean_difference` — Welch's t interval for the difference of two groups of runs;
 * :func:`spearman` — Spearman's rank correlation with a Fisher-z interval (Bonett and
@@ -160,6 +162,72 @@ def paired_difference(
     return bootstrap(lambda index: d[index].mean(1), len(d), of, level, seed=seed)
 
 
+def crossed_mean(
+    a: torch.Tensor,
+    b: torch.Tensor | None = None,
+    of: str = "images",
+    over: str = "draws",
+    level: float = LEVEL,
+    draws: int = BOOTSTRAP_DRAWS,
+    seed: int = 0,
+) -> Estimate:
+    """Mean of ``a`` (or of ``a − b``) over K random constructions and the same N items,
+    with an interval from a two-way bootstrap that resamples both.
+
+    ``a``, ``b``: (K, N), row k from the k-th draw of something random that every item
+    sees (a control task's random clusters and labels, say), column i from item i (an
+    image). Two things vary between repetitions: which items were measured, and which
+    constructions were drawn; a draw can move every item at once. Resampling items alone
+    (:func:`paired_difference` of the row means) misses that second part. Here each
+    bootstrap replicate resamples the rows and the columns independently, with
+    replacement, and takes the mean of the cells they pick (Owen's pigeonhole bootstrap,
+    2007, which errs on the wide side). With K = 1 only the items vary.
+
+    >>> d = torch.tensor([[1.0, 0.0, 1.0, 1.0], [0.0, 0.0, 1.0, 0.0]])  # 2 draws, 4 items
+    >>> crossed_mean(d).value
+    0.5
+    """
+    a = _matrix(a, "a")
+    if b is not None:
+        b = _matrix(b, "b")
+        if a.shape != b.shape:
+            raise ValueError(f"a and b must be (K, N) of one shape, got {tuple(a.shape)} and {tuple(b.shape)}")
+        a = a - b
+    k, n = a.shape
+    if n < 2:
+        raise ValueError(f"a bootstrap needs at least 2 items, got {n}")
+    value = a.mean().item()
+    gen = torch.Generator().manual_seed(seed)
+    stats = []
+    chunk = max(1, 4_000_000 // (n + k))
+    for start in range(0, draws, chunk):
+        size = min(chunk, draws - start)
+        rows = _times_picked(torch.randint(k, (size, k), generator=gen), k)  # (B, K): how often each draw is picked
+        cols = _times_picked(torch.randint(n, (size, n), generator=gen), n)  # (B, N): how often each item is
+        stats.append(((rows @ a) * cols).sum(1) / (k * n))  # the mean of the picked cells, repeats counted
+    stats = torch.cat(stats)
+    tail = (1 - level) / 2
+    low, high = torch.quantile(stats, torch.tensor([tail, 1 - tail], dtype=torch.float64)).tolist()
+    return Estimate(value, min(low, value), max(high, value), n, f"{of} × {k} {over}", "two-way bootstrap", level)
+
+
+def _times_picked(index: torch.Tensor, n: int) -> torch.Tensor:
+    """(B, n) float64: how many times each of n things occurs in each row of the (B, m) ``index``."""
+    ones = torch.ones(index.shape, dtype=torch.float64)
+    return torch.zeros(len(index), n, dtype=torch.float64).scatter_add_(1, index, ones)
+
+
+def _matrix(x, name: str) -> torch.Tensor:
+    """``x`` as a finite (K, N) float64 tensor, or a ValueError that says what it was."""
+    if not isinstance(x, torch.Tensor) or x.ndim != 2 or 0 in x.shape:
+        got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ValueError(f"{name} must be a (K, N) tensor, one row per draw and one column per item, got {got}")
+    x = x.detach().cpu().double()
+    if not torch.isfinite(x).all():
+        raise ValueError(f"{name} must be finite, got NaN or infinity")
+    return x
+
+
 def ratio(numerator: torch.Tensor, denominator: torch.Tensor, of: str = "units", level: float = LEVEL) -> Estimate:
     """Σ numerator / Σ denominator over N items, with a bootstrap over the items.
 
@@ -236,17 +304,23 @@ def spearman(x: torch.Tensor, y: torch.Tensor, of: str = "units", level: float =
     return Estimate(rho, math.tanh(z - half), math.tanh(z + half), len(x), of, "Fisher z", level)
 
 
-def _ranks(x: torch.Tensor) -> torch.Tensor:
-    """1-based ranks along the last dimension, ties given their average rank; float64."""
+def average_ranks(x: torch.Tensor) -> torch.Tensor:
+    """1-based ranks of each row's values (along the last dimension), tied values sharing
+    their average rank; float64, the shape of ``x``.
+
+    >>> average_ranks(torch.tensor([[3.0, 1.0, 3.0, 2.0]]))
+    tensor([[3.5000, 1.0000, 3.5000, 2.0000]], dtype=torch.float64)
+    """
+    x = x.contiguous()
     s = x.sort(dim=-1).values
-    lo = torch.searchsorted(s, x.contiguous(), right=False)
-    hi = torch.searchsorted(s, x.contiguous(), right=True)
+    lo = torch.searchsorted(s, x, right=False)  # values strictly below
+    hi = torch.searchsorted(s, x, right=True)  # values below or equal
     return (lo + hi + 1).double() / 2
 
 
 def _rho(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Spearman's rho of each row pair of (B, N) ``x`` and ``y``; NaN for a constant row."""
-    rx, ry = _ranks(x), _ranks(y)
+    rx, ry = average_ranks(x), average_ranks(y)
     rx, ry = rx - rx.mean(-1, keepdim=True), ry - ry.mean(-1, keepdim=True)
     norm = (rx.square().sum(-1) * ry.square().sum(-1)).sqrt()
     return (rx * ry).sum(-1) / norm

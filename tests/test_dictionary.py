@@ -264,6 +264,12 @@ def test_feature_edits_change_only_the_chosen_features(model, small_sae, batch):
     both = ft.feature_edit(small_sae, acts, [i, (i + 1) % 16], 2.0)
     expected = acts + f[:, [i]] * small_sae.W_dec[:, i] + f[:, [(i + 1) % 16]] * small_sae.W_dec[:, (i + 1) % 16]
     torch.testing.assert_close(both.value, expected.detach())
+    # The control: each feature's change keeps its length and points along the one direction given.
+    d = torch.randn(acts.shape[1], generator=torch.Generator().manual_seed(0))
+    pair = [i, (i + 1) % 16]
+    lengths = small_sae.W_dec[:, pair].detach().norm(dim=0)  # (2,)
+    along = ft.feature_edit(small_sae, acts, pair, 2.0, direction=3 * d)
+    torch.testing.assert_close(along.value - acts, (f[:, pair] @ lengths)[:, None] * (d / d.norm())[None, :])
 
 
 # --- comparing dictionaries ----------------------------------------------------------

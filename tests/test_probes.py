@@ -198,9 +198,7 @@ def test_a_type_control_can_fail_where_a_per_image_control_cannot():
         probe = probes.train_probe(features[train], control)
         return probes.probe_accuracy(probe, features[test], test_control)
 
-    # What knowing the digit alone gives: each digit's most common control label among the training images.
-    majority = torch.stack([torch.bincount(control[digit[train] == d], minlength=10).argmax() for d in range(10)])
-    floor = (majority[digit[test]] == test_control).float().mean().item()
+    floor = (probes.digit_guess(control, digit[train], digit[test]) == test_control).float().mean().item()
     keeps_groups = images
     keeps_digit_only = torch.nn.functional.one_hot(digit, 10).float() + 0.1 * torch.randn(n, 10, generator=g)
     assert held_out_control(keeps_groups) > floor + 0.3  # the control carries over: the probe is not selective
@@ -208,3 +206,30 @@ def test_a_type_control_can_fail_where_a_per_image_control_cannot():
     per_image = probes.control_labels(digit[train], seed=0)
     memoriser = probes.train_probe(images[train], per_image)
     assert probes.probe_accuracy(memoriser, images[test], probes.control_labels(digit[test], seed=1)) < 0.15
+
+
+def test_digit_guess_is_each_digits_most_common_control_label_counted_independently():
+    from collections import Counter
+
+    g = torch.Generator().manual_seed(5)
+    labels = torch.randint(10, (500,), generator=g)
+    control = (labels * 3 + torch.randint(3, (500,), generator=g)) % 10  # each digit favours a few labels
+    new = torch.randint(10, (50,), generator=g)
+    counts = {d: Counter(control[labels == d].tolist()) for d in range(10)}
+    # the most common label; among ties the smallest, as argmax takes the first
+    expected = [max(sorted(counts[d]), key=lambda c: counts[d][c]) for d in new.tolist()]
+    assert probes.digit_guess(control, labels, new).tolist() == expected
+
+
+def test_control_draws_are_the_single_draws_stacked_and_differ_from_draw_to_draw():
+    g = torch.Generator().manual_seed(6)
+    train, test = torch.randn(300, 5, generator=g), torch.randn(40, 5, generator=g)
+    train_rows, test_rows = probes.control_draws(train, test, n_types=12, draws=3)
+    for k in range(3):
+        tr_types, te_types = probes.image_types(train, test, n_types=12, seed=k)
+        zeros = torch.zeros(300, dtype=torch.long)
+        assert torch.equal(train_rows[k], probes.control_labels(zeros, seed=k, types=tr_types, n_types=12))
+        assert torch.equal(test_rows[k], probes.control_labels(zeros[:40], seed=k, types=te_types, n_types=12))
+    assert not torch.equal(train_rows[0], train_rows[1])
+    with pytest.raises(ValueError, match="draws"):
+        probes.control_draws(train, test, draws=0)

@@ -136,3 +136,49 @@ def test_newcombe_difference_matches_the_published_example():
     d = stats.proportion_difference(56, 70, 48, 80)
     assert d.value == pytest.approx(0.2)
     assert d.low == pytest.approx(0.0524, abs=5e-4) and d.high == pytest.approx(0.3339, abs=5e-4)
+
+
+def test_average_ranks_are_scipys_rankdata_row_by_row_ties_included():
+    x = torch.randint(0, 5, (4, 30), generator=torch.Generator().manual_seed(0)).float()  # many ties
+    assert torch.equal(stats.average_ranks(x), torch.from_numpy(sp.rankdata(x.numpy(), axis=1)).double())
+
+
+def test_crossed_mean_covers_a_planted_mean_when_each_draw_moves_every_item():
+    """Each draw shifts all items together (sd 0.05): an interval over items alone is far too narrow for the
+    mean over draws; the two-way bootstrap covers the planted mean about as often as it says it will."""
+    g = torch.Generator().manual_seed(0)
+    k, n, true_mean = 10, 200, 0.5
+    covered, covered_items_only = 0, 0
+    for _ in range(60):
+        d = (torch.rand(k, n, generator=g) < true_mean).double() + 0.05 * torch.randn(k, 1, generator=g)
+        covered += not stats.crossed_mean(d, draws=500).excludes(true_mean)
+        covered_items_only += not stats.paired_difference(d.mean(0), torch.zeros(n)).excludes(true_mean)
+    assert covered >= 54  # at least 90% of 60 at a nominal 95%
+    assert covered_items_only <= 45  # resampling items alone misses the draws' share
+
+
+def test_crossed_mean_of_one_draw_is_the_paired_bootstrap_and_finds_a_planted_difference():
+    g = torch.Generator().manual_seed(1)
+    a = (torch.rand(1, 500, generator=g) < 0.6).double()
+    b = a.clone()
+    b[0, a[0].nonzero()[:50, 0]] = 0  # b misses 50 of a's successes: a planted +0.1
+    crossed, paired = stats.crossed_mean(a, b), stats.paired_difference(a[0], b[0])
+    assert crossed.value == pytest.approx(paired.value)
+    assert crossed.high - crossed.low == pytest.approx(paired.high - paired.low, rel=0.15)
+    assert crossed.low > 0  # the planted +0.1 is found
+    assert crossed.of == "images × 1 draws" and crossed.n == 500
+    assert stats.crossed_mean(a, a.clone()).excludes(0) is False  # no difference: the interval is [0, 0]
+
+
+@pytest.mark.parametrize(
+    "a, b, match",
+    [
+        (torch.zeros(5), None, r"\(K, N\) tensor"),
+        (torch.zeros(2, 5), torch.zeros(3, 5), "one shape"),
+        (torch.tensor([[0.0, float("nan")]]), None, "finite"),
+        (torch.zeros(3, 1), None, "at least 2 items"),
+    ],
+)
+def test_crossed_mean_says_what_input_it_needs(a, b, match):
+    with pytest.raises(ValueError, match=match):
+        stats.crossed_mean(a, b)
