@@ -75,6 +75,7 @@ def test_the_strongest_bottleneck_is_the_largest_drop_over_all_layers_by_a_plain
         base = model(split.x).argmax(1) == split.y
         for layer, width in (("fc1_post", model.fc1.out_features), ("fc2_post", model.fc2.out_features)):
             for unit in range(width):
+
                 def zero(_module, _inputs, out, unit=unit):
                     out = out.clone()
                     out[:, unit] = 0
@@ -174,3 +175,94 @@ def test_probe_penalty_is_chosen_on_validation_features_and_finds_a_planted_bett
     assert select.probe_penalty(train, val, (1e-3, 1e3), default=1e3) == 1e-3
     # Nothing detectable to gain: the default stays.
     assert select.probe_penalty(train, val, (1e-3, 2e-3), default=2e-3) == 2e-3
+
+
+# --- each choice re-derived by a plain computation that shares no code with it ---------------
+
+
+def _fc1_post_by_hand(model, x):
+    """fc1_post computed from the weights: ReLU(fc1(x)), no hook points involved."""
+    with torch.no_grad():
+        return torch.relu(model.fc1(model._standardise(x.reshape(len(x), -1))))
+
+
+def _accuracy_with_fc1_unit_zeroed(model, split, unit):
+    """Accuracy with fc1's unit zeroed before its ReLU (so fc1_post's unit is 0), by a plain forward hook."""
+
+    def zero(_module, _inputs, out):
+        out = out.clone()
+        out[:, unit] = 0
+        return out
+
+    handle = model.fc1.register_forward_hook(zero)
+    try:
+        with torch.no_grad():
+            return (model(split.x).argmax(1) == split.y).double().mean().item()
+    finally:
+        handle.remove()
+
+
+def test_selectivity_order_is_a_hand_ranking_with_a_planted_selective_and_a_dead_unit(data, trained):
+    import copy
+
+    model = copy.deepcopy(trained)
+    val = data.validation
+    x = model._standardise(val.x.reshape(len(val.x), -1))
+    with torch.no_grad():
+        model.fc1.weight[2], model.fc1.bias[2] = 0.0, -1.0  # dead: never active
+        ones = x[val.y == 1].mean(0) - x[val.y != 1].mean(0)
+        model.fc1.weight[5] = ones
+        model.fc1.bias[5] = -(x[val.y == 1] @ ones).quantile(0.3)  # fires on most 1s and few others
+    acts = _fc1_post_by_hand(model, val.x)
+    means = torch.stack([acts[val.y == c].mean(0) for c in range(10)], 1)  # (D, C)
+    top, rest = means.max(1).values, (means.sum(1) - means.max(1).values) / 9
+    si = [((t - r) / (t + r)).item() if t + r > 0 else float("-inf") for t, r in zip(top, rest)]
+    expected = sorted(range(8), key=lambda u: -si[u])  # Python's sort is stable: ties keep the lower index
+    assert select.by_selectivity(model, "fc1_post", val).tolist() == expected
+    assert select.most_selective(model, "fc1_post", val) == 5 == expected[0]
+    assert select.by_selectivity(model, "fc1_post", val)[-1].item() == 2  # the dead unit comes last
+
+
+def test_pruning_orders_are_the_hand_computed_orders(data, trained):
+    import copy
+
+    model = copy.deepcopy(trained)
+    norms = torch.tensor([5.0, 1.0, 4.0, 2.0, 8.0, 3.0, 7.0, 6.0])
+    with torch.no_grad():
+        model.fc2.weight.copy_(torch.nn.functional.normalize(model.fc2.weight, dim=0) * norms)
+    by_weights = select.pruning_order(model, "fc1_post", data.validation, by="weights")
+    assert by_weights.tolist() == [1, 3, 5, 2, 0, 7, 6, 4]  # smallest outgoing weights first
+    base = (model(data.validation.x).argmax(1) == data.validation.y).double().mean().item()
+    cost = [base - _accuracy_with_fc1_unit_zeroed(model, data.validation, u) for u in range(8)]
+    by_effect = select.pruning_order(model, "fc1_post", data.validation, by="effect").tolist()
+    assert [round(cost[u], 9) for u in by_effect] == sorted(round(c, 9) for c in cost)  # cheapest first
+    assert select.pruning_order(model, "fc1_post", data.validation, by="selectivity").tolist() == (
+        select.by_selectivity(model, "fc1_post", data.validation).tolist()
+    )
+
+
+def test_covering_units_are_the_round_robin_of_scikit_learns_aucs(data, trained):
+    from sklearn.metrics import roc_auc_score
+
+    val = data.validation
+    acts = _fc1_post_by_hand(trained, val.x).numpy()
+    auc = torch.tensor([[roc_auc_score(val.y.numpy() == c, acts[:, u]) for c in range(10)] for u in range(8)])
+    ranked = [
+        sorted(range(8), key=lambda u, c=c: -auc[u, c].item()) for c in range(10)
+    ]  # each digit's units, best first
+    chosen = []
+    for rank in range(8):  # rank 0 of digit 0, 1, ..., 9, then rank 1 of each, a unit taken once
+        for c in range(10):
+            if ranked[c][rank] not in chosen and len(chosen) < 4:
+                chosen.append(ranked[c][rank])
+    assert select.covering_units(trained, "fc1_post", val, k=4).tolist() == chosen
+
+
+def test_ablation_values_are_the_held_out_mean_or_held_out_rows(data, trained):
+    val = data.validation
+    acts = _fc1_post_by_hand(trained, val.x)
+    torch.testing.assert_close(select.ablation_values(trained, "fc1_post", val, "mean", rows=5), acts.mean(0))
+    drawn = select.ablation_values(trained, "fc1_post", val, "resample", rows=50, seed=3)
+    assert all(((acts - row).abs().amax(1) < 1e-5).any() for row in drawn)  # every row is a validation image's
+    assert torch.equal(drawn, select.ablation_values(trained, "fc1_post", val, "resample", rows=50, seed=3))
+    assert not torch.equal(drawn, select.ablation_values(trained, "fc1_post", val, "resample", rows=50, seed=4))
