@@ -80,10 +80,32 @@ def call_or_own_error(fn, *args, **kwargs):
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
+# What a well-formed input is, judged from its value (a "bad" strategy can draw a good one): such an input must
+# be accepted, so a library that refused everything would fail these tests rather than pass them.
+def good_images(x):
+    return (x.dtype == torch.float32 and tuple(x.shape) in ((N, 784), (N, 28, 28), (N, 1, 28, 28))
+            and bool(torch.isfinite(x).all()) and x.min() >= 0 and x.max() <= 1)
+
+
+def good_labels(y):
+    return y.dtype == torch.int64 and torch.equal(y, torch.arange(N) % 10)
+
+
+def good_activations(a, width=None):
+    return (a.dtype == torch.float32 and a.ndim == 2 and len(a) == N and a.shape[1] == (width or a.shape[1])
+            and bool(torch.isfinite(a).all()) and a.min() >= 0)
+
+
+def accepted_if(good, out):
+    """A well-formed input gives a result, not an error."""
+    assert not good or out is not None, "a well-formed input was refused"
+
+
 @FUZZ
 @given(x=images)
 def test_recording(x):
     out = call_or_own_error(run_with_cache, MODEL, x, names=["fc1_post"])
+    accepted_if(good_images(x), out)
     if out is not None:
         logits, cache = out
         assert logits.shape == (len(x), 10) and cache["fc1_post"].shape == (len(x), 12)
@@ -98,6 +120,7 @@ def test_recording(x):
 )
 def test_editing(x, units, factor):
     out = call_or_own_error(lambda: iv.run_edited(MODEL, x, {"fc1_post": iv.scaling(units, factor)}))
+    accepted_if(good_images(x) and units in ([0], [11]) and factor == factor, out)
     if out is not None:
         assert out.shape == (len(x), 10) and torch.isfinite(out).all()
 
@@ -106,6 +129,7 @@ def test_editing(x, units, factor):
 @given(x=images, y=labels)
 def test_ablation_table(x, y):
     out = call_or_own_error(iv.ablation_table, MODEL, x, y, "fc2_post")
+    accepted_if(good_images(x) and good_labels(y), out)
     if out is not None:
         assert out.ablated.shape == (6, 10) and ((out.ablated >= 0) & (out.ablated <= 1)).all()
 
@@ -114,6 +138,7 @@ def test_ablation_table(x, y):
 @given(x=images, y=labels)
 def test_evaluate(x, y):
     out = call_or_own_error(evaluate, MODEL, x, y)
+    accepted_if(good_images(x) and good_labels(y), out)
     if out is not None:
         loss, acc = out
         assert loss >= 0 and 0 <= acc <= 1
@@ -129,6 +154,7 @@ def test_edits_from_activations(source, layer, how):
         return iv.run_edited(MODEL, x, {layer: edit})
 
     out = call_or_own_error(run)
+    accepted_if(good_activations(source, width={"fc1_post": 12, "fc2_post": 6}[layer]), out)
     if out is not None:
         assert out.shape == (N, 10) and torch.isfinite(out).all()
 
@@ -137,6 +163,7 @@ def test_edits_from_activations(source, layer, how):
 @given(acts=activations, y=labels)
 def test_class_statistics(acts, y):
     out = call_or_own_error(lambda: analysis.selectivity_index(analysis.class_means(acts, y)))
+    accepted_if(good_activations(acts) and good_labels(y), out)
     if out is not None:
         assert out.shape == (acts.shape[1],)
 
@@ -145,6 +172,7 @@ def test_class_statistics(acts, y):
 @given(acts=activations, y=labels)
 def test_silhouette(acts, y):
     out = call_or_own_error(embed.silhouette, acts, y)
+    accepted_if(good_activations(acts) and good_labels(y), out)
     if out is not None:
         assert -1 <= out <= 1
 
