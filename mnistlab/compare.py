@@ -85,6 +85,11 @@ class RunMeasures:
         return next((e for e, a in enumerate(self.test_acc) if a >= accuracy), None)
 
 
+def covering_size(width: int) -> int:
+    """How many digit-covering units :func:`measure` scores in a layer ``width`` units wide: a quarter of them."""
+    return max(1, width // 4)
+
+
 def measure(run: TrainedModel, data: Dataset, k_covering: dict[str, int] | None = None) -> RunMeasures:
     """Measure one trained run (from :func:`mnistlab.train.load_or_train`, with snapshots).
 
@@ -95,7 +100,7 @@ def measure(run: TrainedModel, data: Dataset, k_covering: dict[str, int] | None 
         raise ValueError("measure needs a run with snapshots: get it from load_or_train")
     labels = data.y_test
     sample = data.test_sample()
-    k_covering = k_covering or {name: max(1, s.shape[-1] // 4) for name, s in run.snapshots.items()}
+    k_covering = k_covering or {name: covering_size(s.shape[-1]) for name, s in run.snapshots.items()}
     layers = {}
     for name, snaps in run.snapshots.items():
         final = snaps[-1].float()  # (N_test, D)

@@ -205,21 +205,32 @@ def silhouette(x: torch.Tensor, labels: torch.Tensor, chunk: int = 2048) -> floa
 
 def covering_units(scores: torch.Tensor, k: int) -> torch.Tensor:
     """``k`` units chosen to cover the classes: each class's best unit, then each one's
-    second best, and so on (classes in order, a unit taken once); (k,) indices.
+    second best, and so on (a unit taken once); (k,) indices, in the order chosen.
+
+    Within a round the classes go in order of how high that round's unit scores for them,
+    so with fewer units than classes the choice favours the classes that some unit
+    singles out most clearly, not the classes with the smallest index. A prefix of the
+    result is the choice for a smaller ``k``.
+
+    >>> scores = torch.tensor([[0.9, 0.5, 0.6], [0.6, 0.99, 0.5], [0.5, 0.6, 0.95]])  # unit u best for class u
+    >>> covering_units(scores, 2)  # class 1's best unit scores highest, then class 2's
+    tensor([1, 2])
 
     Args:
         scores: (D, C) per-unit, per-class scores, e.g. one-vs-rest AUCs.
     """
-    n_units = scores.shape[0]
+    n_units, n_classes = scores.shape
     if not 1 <= k <= n_units:
         raise ValueError(f"k must be between 1 and the number of units ({n_units}), got {k}")
-    ranked = torch.sort(scores.T, dim=1, descending=True, stable=True).indices  # (C, D)
+    ranked = torch.sort(scores.T, dim=1, descending=True, stable=True)  # (C, D) per class, best unit first
     chosen: list[int] = []
-    for unit in ranked.T.flatten().tolist():  # rank 0 of every class, then rank 1, ...
-        if unit not in chosen:
-            chosen.append(unit)
-        if len(chosen) == k:
-            break
+    for r in range(n_units):  # round r: every class's r-th best unit
+        order = torch.sort(ranked.values[:, r], descending=True, stable=True).indices  # clearest class first
+        for unit in ranked.indices[order, r].tolist():
+            if unit not in chosen:
+                chosen.append(unit)
+            if len(chosen) == k:
+                return torch.tensor(chosen)
     return torch.tensor(chosen)
 
 

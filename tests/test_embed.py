@@ -56,10 +56,14 @@ def test_silhouette_needs_two_classes():
         embed.silhouette(torch.rand(5, 2), torch.zeros(5, dtype=torch.long))
 
 
-def test_covering_units_take_each_class_best_first():
+def test_covering_units_take_each_class_best_first_the_clearest_class_first():
     scores = torch.tensor([[0.9, 0.1], [0.8, 0.2], [0.1, 0.7], [0.2, 0.95]])  # (D=4, C=2)
-    assert embed.covering_units(scores, 2).tolist() == [0, 3]
-    assert embed.covering_units(scores, 4).tolist() == [0, 3, 1, 2]
+    assert embed.covering_units(scores, 2).tolist() == [3, 0]  # class 1's best (0.95) beats class 0's (0.9)
+    assert embed.covering_units(scores, 4).tolist() == [3, 0, 1, 2]  # then the second bests: 0.8, then 0.7
+    # Fewer units than classes: the classes some unit singles out best, whatever their index.
+    many = torch.full((3, 10), 0.5)
+    many[0, 0], many[1, 8], many[2, 9] = 0.6, 0.99, 0.97
+    assert embed.covering_units(many, 2).tolist() == [1, 2]
 
 
 def test_subspace_silhouettes_finds_the_informative_units():

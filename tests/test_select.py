@@ -251,8 +251,8 @@ def test_covering_units_are_the_round_robin_of_scikit_learns_aucs(data, trained)
         sorted(range(8), key=lambda u, c=c: -auc[u, c].item()) for c in range(10)
     ]  # each digit's units, best first
     chosen = []
-    for rank in range(8):  # rank 0 of digit 0, 1, ..., 9, then rank 1 of each, a unit taken once
-        for c in range(10):
+    for rank in range(8):  # every digit's best unit, then every digit's second best, a unit taken once
+        for c in sorted(range(10), key=lambda c, r=rank: -auc[ranked[c][r], c].item()):  # the clearest digit first
             if ranked[c][rank] not in chosen and len(chosen) < 4:
                 chosen.append(ranked[c][rank])
     assert select.covering_units(trained, "fc1_post", val, k=4).tolist() == chosen

@@ -14,13 +14,17 @@ from mnistlab.plots._base import Panels, _new, _panels
 
 
 def accuracy_by_variant(
-    curves: Mapping[str, torch.Tensor], target: float | None = None, ax: Axes | None = None
+    curves: Mapping[str, torch.Tensor],
+    target: float | None = None,
+    ax: Axes | None = None,
+    target_label: str = "target accuracy",
 ) -> Figure:
     """Test accuracy per epoch of each variant: mean over seeds, band from min to max.
 
     Args:
         curves: ``{variant: (seeds, epochs + 1)}`` test accuracies.
-        target: an accuracy to mark with a horizontal line (e.g. the baseline's final one).
+        target: an accuracy to mark with a horizontal line (e.g. the lowest final one of a baseline seed),
+            named ``target_label`` in the legend.
     """
     fig, ax = _new(ax, (style.WIDTH * 0.75, style.WIDTH * 0.42))
     for (name, acc), color in zip(curves.items(), style.SERIES_COLORS):
@@ -29,7 +33,7 @@ def accuracy_by_variant(
         ax.plot(epochs[1:], a.mean(0)[1:], color=color, marker=".", label=name)
         ax.fill_between(epochs[1:], a.min(0)[1:], a.max(0)[1:], color=color, alpha=0.15)
     if target is not None:
-        ax.axhline(100 * target, color="k", lw=0.7, ls=":", label="baseline's final accuracy")
+        ax.axhline(100 * target, color="k", lw=0.7, ls=":", label=target_label)
     ax.set(xlabel="epoch", ylabel="test accuracy (%)", xticks=range(1, a.shape[1], 2))
     ax.legend(fontsize=8, loc="lower right")
     return fig
