@@ -118,3 +118,52 @@ def test_a_claim_keeps_the_number_its_rule_compares_with():
 def test_a_one_sided_claim_names_a_valid_side():
     with pytest.raises(ValueError, match="'above' or 'below'"):
         claims.beyond("k", "s", est(0.1, 0.2, 0.3), claimed="sideways")
+
+
+def test_a_verdict_near_its_line_is_marked_fragile_in_its_sentence_and_its_row():
+    near, far = est(0.01, 0.09, 0.17), est(0.2, 0.3, 0.4)
+    close = claims.greater("near", "s", near)
+    assert close.fragile and close.sentence.endswith(f"; {claims.CLOSE_CALL})")
+    clear = claims.greater("far", "s", far)
+    assert not clear.fragile and claims.CLOSE_CALL not in clear.sentence
+    assert claims.greater("far", "s", far, margin=claims.RUN_MARGIN).fragile  # a run's choice moves further
+    assert not claims.fragile(est(0.5, 1.0, 1.5), 0.0, claims.Margin(0.0, 0.1))  # the effect term: 0.05 from 0.5
+    assert claims.fragile(est(0.5, 1.0, 1.5), 0.0, claims.Margin(0.0, 0.6))  # 0.6 of the effect reaches 0.5
+    rows = claims.table(
+        {
+            "05_x": [
+                close,
+                clear,
+                claims.greater("no", "s", est(-0.3, -0.2, -0.1)),
+                claims.greater("maybe", "s", est(-0.3, 0.0, 0.3)),
+            ]
+        }
+    ).splitlines()[2:]
+    assert [row.split("|")[3].strip() for row in rows] == [
+        f"**holds** ({claims.CLOSE_CALL})",
+        "**holds**",
+        "**does not hold**",
+        "**not shown**",
+    ]
+
+
+def test_a_sources_claim_read_above_or_as_a_recipe_and_an_unknown_expectation_refused():
+    chapters = {
+        "08_x": [
+            claims.differs("up", "s", est(0.1, 0.2, 0.3)),
+            claims.differs("down", "s", est(-0.3, -0.2, -0.1)),
+            claims.greater("why", "s", est(0.01, 0.09, 0.17)),
+        ]
+    }
+    theirs = [
+        claims.Tested("bigger", (("08_x", "up", "above"), ("08_x", "down", "above"))),
+        claims.Tested("their recipe", (("08_x", "why", "recipe"),)),
+    ]
+    rows = claims.against_source(theirs, chapters).splitlines()[2:]
+    assert [row.split("|")[3].strip() for row in rows] == [
+        "**reproduced**",
+        "**contradicted**",
+        "**adopted, with this change: supported**",
+    ]  # no "close" on a recipe
+    with pytest.raises(ValueError, match="expectation must be one of"):
+        claims.against_source([claims.Tested("x", (("08_x", "up", "sideways"),))], chapters)

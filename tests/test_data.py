@@ -217,3 +217,19 @@ def test_shuffled_labels_keep_images_and_test_labels_and_count_of_each_digit(dat
     assert torch.equal(torch.bincount(control.y_train), torch.bincount(data.y_train))
     assert (control.y_train != data.y_train).float().mean() > 0.8  # most labels moved
     assert control.fingerprint != data.fingerprint and "shuffled" in control.description
+
+
+def test_a_network_trained_on_shuffled_labels_reads_no_digits_and_the_control_can_fail(data):
+    """Chapters 4, 9 and 10's control network: trained on shuffled labels it stays near chance on the test digits;
+    the same recipe on the true labels does not, so the control's "near the 10% of guessing" can fail."""
+    from mnistlab import claims, stats
+    from mnistlab.models import ModelConfig
+    from mnistlab.train import TrainConfig, train
+
+    def near_chance(d):
+        model = train(ModelConfig(hidden=(16,)), TrainConfig(epochs=3), d, progress=False).model
+        acc = stats.accuracy(model(data.x_test).argmax(1), data.y_test)  # scored on the true test labels
+        return claims.less("chance", "reads at most 20% of the test digits", acc, than=0.2).verdict
+
+    assert near_chance(data.with_shuffled_labels(seed=0)) == "holds"
+    assert near_chance(data) == "contradicted"

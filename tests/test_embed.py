@@ -116,3 +116,22 @@ def test_umap_compiles_once_and_the_cached_code_gives_the_same_embedding(tmp_pat
     assert first["lazy_misses"] > 0  # compiled, and stored
     assert second["hits"] > 0 and second["lazy_misses"] == 0  # loaded, nothing compiled again
     assert second["sha"] == first["sha"]
+
+
+def test_the_beats_random_rule_can_fail_when_the_chosen_units_are_the_noise():
+    """Chapter 4's verdict: a choice beats most random subsets at every k. Planted both ways: the informative
+    units chosen first give 'holds'; the noise units chosen first give 'does not hold'."""
+    from mnistlab import claims, stats
+
+    x, labels = blobs(d=4)
+    noise = torch.randn(len(x), 12, generator=torch.Generator().manual_seed(1))
+    acts = torch.cat([x, noise], 1)  # units 0-3 carry the classes, 4-15 are noise
+    draws = 20
+
+    def verdict(ranking):
+        shares = embed.subspace_silhouettes(acts, labels, ranking, ks=[2, 4], draws=draws).beats_random()
+        worst = stats.proportion(round(shares.min().item() * draws), draws, of="random draws")
+        return claims.greater("beats", "beats most random subsets at every k", worst, than=0.5, spec=".0%").verdict
+
+    assert verdict(torch.arange(16)) == "holds"
+    assert verdict(torch.cat([torch.arange(4, 16), torch.arange(4)])) == "contradicted"

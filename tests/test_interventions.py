@@ -185,3 +185,42 @@ def test_per_input_values_ablate_each_image_with_its_own_replacement(data):
         edit = iv.Edit(torch.tensor([unit]), values[:, unit : unit + 1], per_input=True)
         preds = iv.run_edited(model, x, {"fc1_post": edit}).argmax(1)
         assert table.accuracy[unit].item() == pytest.approx((preds == y).float().mean().item())
+
+
+def test_the_beats_random_orders_rule_holds_fails_and_loses_ties_on_a_planted_network(data):
+    """Chapter 5's rule: removing a quarter of a layer in some order beats most random orders. A network that reads
+    only units 0-5 of fc1_post: removing the others first beats most random orders; removing 0-5 first does not;
+    when every unit is useless every order ties, and a tie is not a win."""
+    from mnistlab import claims, stats
+    from mnistlab.train import TrainConfig, train
+
+    small = train(ModelConfig(hidden=(6, 6)), TrainConfig(epochs=2), data, progress=False).model
+    net = build_model(ModelConfig(hidden=(16, 6))).eval()  # small's 6 units, and 10 that are never active
+    with torch.no_grad():
+        net.load_state_dict({k: v for k, v in small.state_dict().items() if not k.startswith(("fc1", "fc2"))},
+                            strict=False)
+        net.fc1.weight.zero_(), net.fc1.bias.fill_(-1.0), net.fc2.weight.zero_()
+        net.fc1.weight[:6], net.fc1.bias[:6] = small.fc1.weight, small.fc1.bias
+        net.fc2.weight[:, :6], net.fc2.bias[:] = small.fc2.weight, small.fc2.bias
+    x, y = data.x_test, data.y_test
+    torch.testing.assert_close(net(x), small(x))  # the same network, with 10 dead units beside it
+    k, draws = 4, 60
+    rnd = iv.random_ablation(net, x, y, "fc1_post", [k], draws)[0]  # (draws,)
+    gen = torch.Generator().manual_seed(0)  # replayed: each draw zeroes k distinct units, and only those
+    for d in range(3):
+        units = torch.randperm(16, generator=gen)[:k]
+        preds = iv.run_edited(net, x, {"fc1_post": iv.zero_ablation(units)}).argmax(1)
+        assert rnd[d].item() == pytest.approx(analysis.accuracy(preds, y))
+
+    def verdict(order, network=net, random_acc=rnd):
+        acc = iv.pruning_curve(network, x, y, "fc1_post", torch.tensor(order))[k]
+        beaten = stats.proportion(int((acc > random_acc).sum()), len(random_acc), of="random orders")
+        return claims.greater("beats", "beats most random orders", beaten, than=0.5).verdict
+
+    assert verdict(list(range(6, 16)) + list(range(6))) == "holds"
+    assert verdict(list(range(16))) == "contradicted"
+    useless = copy.deepcopy(net)
+    with torch.no_grad():
+        useless.fc2.weight.zero_()  # every order leaves the same constant logits
+    ties = iv.random_ablation(useless, x, y, "fc1_post", [k], draws)[0]
+    assert verdict(list(range(16)), useless, ties) == "contradicted"

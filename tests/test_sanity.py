@@ -406,3 +406,37 @@ def test_bad_curve_arguments_fail_clearly(kwargs, match):
     args = {"x": torch.rand(3, 784), "target": 1, "attributions": torch.rand(3, 784), "fractions": FRACTIONS} | kwargs
     with pytest.raises((ValueError, TypeError), match=match):
         sanity.deletion_curve(mlp(), **args)
+
+
+def test_the_ink_first_random_order_is_a_control_that_a_map_knowing_only_the_ink_cannot_beat():
+    """Planted: a map that knows where the ink is but nothing about it beats a fully random order (which wastes its
+    deletions on black pixels) and not a random order over the ink first; a map that knows each pixel's share of the
+    logit beats both."""
+    from mnistlab import claims, stats
+
+    model, target, n = only_target_reads_pixels(), 3, 40
+    with torch.no_grad():
+        model.weight[target] = model.weight[target].abs()  # ink counts for the target, as a digit's strokes do
+    g = torch.Generator().manual_seed(5)
+    ink = torch.rand(n, 784, generator=g) < 0.2  # about a fifth of the pixels carry ink, as on MNIST
+    x = torch.where(ink, 0.2 + 0.8 * torch.rand(n, 784, generator=g), torch.zeros(()))
+    knows_ink = ink.float() + 1e-3 * torch.rand(n, 784, generator=g)  # ink first, in an order that means nothing
+    knows_shares = (model.weight[target] * x).detach()
+
+    def advantage(maps, baseline):  # per image: the baseline's area minus the map's (positive: the map is faster)
+        area = {
+            name: sanity.curve_area(sanity.deletion_curve(model, x, target, m, FRACTIONS), FRACTIONS)
+            for name, m in (("map", maps), ("baseline", baseline))
+        }
+        return stats.paired_difference(area["baseline"], area["map"])
+
+    def beats(maps, baseline):
+        return claims.greater("faster", "deletes faster", advantage(maps, baseline)).verdict
+
+    fully_random = sanity.random_attributions(x.shape, seed=0)
+    ink_first = sanity.random_attributions(x.shape, seed=0, first=ink)
+    assert beats(knows_ink, fully_random) == "holds"  # the unfair baseline is beaten by knowing the ink alone
+    unfair, fair = advantage(knows_ink, fully_random).value, advantage(knows_ink, ink_first).value
+    assert abs(fair) < 0.02 * unfair  # against the fair one, knowing the ink is worth next to nothing
+    assert beats(knows_shares, ink_first) == "holds"  # and a map that knows more beats it
+    assert advantage(knows_shares, ink_first).value > 10 * abs(fair)
