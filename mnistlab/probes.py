@@ -314,12 +314,13 @@ def control_draws(
     True
     """
     check_positive_int(draws, "draws")
+    # control_labels reads only how many labels there are, never their values
+    n_train, n_test = torch.zeros(len(train), dtype=torch.long), torch.zeros(len(test), dtype=torch.long)
     train_rows, test_rows = [], []
     for k in range(draws):
         train_types, test_types = image_types(train, test, n_types=n_types, seed=k)
-        zeros = torch.zeros(len(train), dtype=torch.long), torch.zeros(len(test), dtype=torch.long)
-        train_rows.append(control_labels(zeros[0], seed=k, n_classes=n_classes, types=train_types, n_types=n_types))
-        test_rows.append(control_labels(zeros[1], seed=k, n_classes=n_classes, types=test_types, n_types=n_types))
+        train_rows.append(control_labels(n_train, seed=k, n_classes=n_classes, types=train_types, n_types=n_types))
+        test_rows.append(control_labels(n_test, seed=k, n_classes=n_classes, types=test_types, n_types=n_types))
     return torch.stack(train_rows), torch.stack(test_rows)
 
 

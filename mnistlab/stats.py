@@ -140,10 +140,15 @@ def bootstrap(
     for start in range(0, draws, chunk):
         index = torch.randint(n, (min(chunk, draws - start), n), generator=gen)
         stats.append(statistic(index).double())
-    stats = torch.cat(stats)
-    tail = (1 - level) / 2
-    low, high = torch.quantile(stats, torch.tensor([tail, 1 - tail], dtype=torch.float64)).tolist()
+    low, high = _percentiles(torch.cat(stats), level)
     return Estimate(value, min(low, value), max(high, value), n, of, "bootstrap", level)
+
+
+def _percentiles(replicates: torch.Tensor, level: float) -> tuple[float, float]:
+    """The percentile interval of bootstrap replicates: their (1 − level)/2 and (1 + level)/2 quantiles."""
+    tail = (1 - level) / 2
+    low, high = torch.quantile(replicates.double(), torch.tensor([tail, 1 - tail], dtype=torch.float64)).tolist()
+    return low, high
 
 
 def paired_difference(
@@ -205,9 +210,7 @@ def crossed_mean(
         rows = _times_picked(torch.randint(k, (size, k), generator=gen), k)  # (B, K): how often each draw is picked
         cols = _times_picked(torch.randint(n, (size, n), generator=gen), n)  # (B, N): how often each item is
         stats.append(((rows @ a) * cols).sum(1) / (k * n))  # the mean of the picked cells, repeats counted
-    stats = torch.cat(stats)
-    tail = (1 - level) / 2
-    low, high = torch.quantile(stats, torch.tensor([tail, 1 - tail], dtype=torch.float64)).tolist()
+    low, high = _percentiles(torch.cat(stats), level)
     return Estimate(value, min(low, value), max(high, value), n, f"{of} × {k} {over}", "two-way bootstrap", level)
 
 
