@@ -194,6 +194,36 @@ def firing_rate(acts: torch.Tensor) -> torch.Tensor:
     return (units(acts) > 0).float().mean(0)
 
 
+def selectivity_at_firing(
+    pre: torch.Tensor, labels: torch.Tensor, rate: float, n_classes: int = N_CLASSES
+) -> torch.Tensor:
+    """Each unit's selectivity index with its threshold moved so that it fires on a share ``rate`` of the inputs; (D,).
+
+    A ReLU unit that fires less has a higher SI even when its response to the classes
+    keeps its shape: lower its input by a constant, and the classes it responds to least
+    fall below zero first, so its largest class mean grows against the rest. Units
+    compared at one firing rate differ only in how sharply they are tuned. Each unit's
+    input ``pre`` (what goes into the ReLU, (N, D): ``fc1_pre``) is shifted by its own
+    (1 − ``rate``) quantile over the inputs, rectified, and its SI taken as in
+    :func:`selectivity_index`.
+
+    Two units with one tuning and different thresholds: their SIs differ, at one firing
+    rate they agree.
+
+    >>> pre = torch.tensor([[1.0, 0.0], [2.0, 1.0], [3.0, 2.0], [4.0, 3.0]])  # unit 1 is unit 0 lowered by 1
+    >>> labels = torch.tensor([0, 0, 1, 1])
+    >>> selectivity_index(class_means(pre.relu(), labels, 2))
+    tensor([0.4000, 0.6667])
+    >>> selectivity_at_firing(pre, labels, 0.5, 2)
+    tensor([1., 1.])
+    """
+    if not 0 < rate <= 1:
+        raise ValueError(f"rate must be a share of the inputs in (0, 1], got {rate}")
+    pre = units(pre)
+    shift = torch.quantile(pre.double(), 1 - rate, dim=0).float()  # (D,)
+    return selectivity_index(class_means((pre - shift).relu(), labels, n_classes))
+
+
 def dead_units(acts: torch.Tensor) -> torch.Tensor:
     """Units that are never positive on any of the inputs (a dead ReLU); bool (D,)."""
     return ~(units(acts) > 0).any(0)

@@ -16,7 +16,9 @@ comes with a 95% interval here, computed the standard way for its kind:
 * :func:`mean_difference` — Welch's t interval for the difference of two groups of runs;
 * :func:`spearman` — Spearman's rank correlation with a Fisher-z interval (Bonett and
   Wright's variance);
-* :func:`bootstrap` — a percentile bootstrap of any statistic of items (images, units).
+* :func:`bootstrap` — a percentile bootstrap of any statistic of items (images, units);
+* :func:`shift_from_null` — how far an observed statistic lies from its values over
+  every alternative (a randomisation test, for items too few or too dependent to resample).
 
 All return an :class:`Estimate`: the value, its interval, and the number of independent
 things behind it.
@@ -149,6 +151,31 @@ def _percentiles(replicates: torch.Tensor, level: float) -> tuple[float, float]:
     tail = (1 - level) / 2
     low, high = torch.quantile(replicates.double(), torch.tensor([tail, 1 - tail], dtype=torch.float64)).tolist()
     return low, high
+
+
+def shift_from_null(observed: float, null: torch.Tensor, of: str, level: float = LEVEL) -> Estimate:
+    """How far ``observed`` lies from the statistic's values ``null`` over every alternative.
+
+    ``null`` holds the statistic for each alternative the observation could have been
+    (every set of as many digits, say, the observed one included). The value is
+    ``observed`` minus the null's median; the interval is the range of shifts that keep
+    ``observed`` inside the null's middle ``level``: observed − its (1 + level)/2 quantile
+    to observed − its (1 − level)/2 quantile. It excludes 0 exactly when ``observed``
+    lies outside that middle range, which is a two-sided randomisation test at
+    1 − ``level``. Use it where the things behind a statistic share parts (pairs of
+    digits that share digits) and cannot be resampled as if independent.
+
+    >>> e = shift_from_null(9.5, torch.arange(10.0), of="sets")
+    >>> e.value, round(e.low, 3), round(e.high, 3)
+    (5.0, 0.725, 9.275)
+    """
+    null = torch.as_tensor(null, dtype=torch.float64).flatten()
+    if len(null) < 2 or not torch.isfinite(null).all() or not math.isfinite(observed):
+        raise ValueError(f"need a finite observed value and two or more finite null values, got {observed} and "
+                         f"{len(null)} value(s)")
+    low, high = _percentiles(null, level)
+    middle = null.quantile(0.5).item()
+    return Estimate(observed - middle, observed - high, observed - low, len(null), of, "randomisation", level)
 
 
 def paired_difference(

@@ -93,3 +93,29 @@ def test_expected_within_raises_the_null_for_a_group_that_holds_a_common_wrong_a
     null = analysis.expected_within(cm, [4, 7, 9])
     assert claims.greater("demo", "x", share, than=2 / 9).verdict == "holds"  # the row null is fooled
     assert null > 2 / 9 and claims.greater("demo", "x", share, than=null).verdict != "holds"
+
+
+def test_selectivity_at_firing_separates_sharper_tuning_from_sparser_firing():
+    """Planted: unit 1 is unit 0 with a lower threshold (the same tuning), unit 2 is tuned more sharply. Their plain
+    SIs put unit 1 above unit 0; at one firing rate units 0 and 1 agree and unit 2 stays above both. The values are
+    re-derived by a plain loop (numpy quantile, class by class), sharing no code with the library."""
+    import numpy as np
+
+    g = torch.Generator().manual_seed(0)
+    labels = torch.arange(1000) % 10
+    tuning = labels.float() / 9  # class 0 lowest, class 9 highest
+    noise = 0.3 * torch.randn(1000, generator=g)
+    pre = torch.stack([tuning + noise, tuning + noise - 0.5, 3 * tuning + noise], 1)  # (N, 3)
+    plain = analysis.selectivity_index(analysis.class_means(pre.relu(), labels))
+    matched = analysis.selectivity_at_firing(pre, labels, 0.5)
+    assert plain[1] > plain[0] + 0.1  # lowering the threshold alone raises the plain SI
+    assert matched[1].item() == pytest.approx(matched[0].item(), abs=0.02)  # at one firing rate it does not
+    assert matched[2] > matched[0] + 0.1  # sharper tuning still shows
+    for d in range(3):
+        x = pre[:, d].double().numpy()
+        post = np.maximum(x - np.quantile(x, 0.5), 0)
+        means = np.array([post[labels.numpy() == c].mean() for c in range(10)])
+        best, rest = means.max(), (means.sum() - means.max()) / 9
+        assert matched[d].item() == pytest.approx((best - rest) / (best + rest), abs=1e-5)
+    with pytest.raises(ValueError, match=r"rate must be a share of the inputs in \(0, 1\]"):
+        analysis.selectivity_at_firing(pre, labels, 0.0)

@@ -182,3 +182,33 @@ def test_crossed_mean_of_one_draw_is_the_paired_bootstrap_and_finds_a_planted_di
 def test_crossed_mean_says_what_input_it_needs(a, b, match):
     with pytest.raises(ValueError, match=match):
         stats.crossed_mean(a, b)
+
+
+def test_shift_from_null_excludes_zero_exactly_when_scipys_permutation_test_rejects():
+    """A planted gap between two groups of items: the interval over every relabelling excludes 0 exactly when
+    the exact two-sided permutation p-value (scipy, every permutation) is below 5%; with no gap it does not."""
+    from itertools import combinations
+
+    def gap(x, chosen):
+        rest = [i for i in range(len(x)) if i not in chosen]
+        return x[list(chosen)].mean().item() - x[rest].mean().item()
+
+    g = torch.Generator().manual_seed(0)
+    outcomes = set()
+    for shift in (0.0, 0.5, 1.0, 3.0):
+        x = torch.randn(10, generator=g, dtype=torch.float64)
+        x[:5] += shift  # the first five items are shifted up
+        null = torch.tensor([gap(x, c) for c in combinations(range(10), 5)])
+        e = stats.shift_from_null(gap(x, range(5)), null, of="sets of 5 items")
+        p = sp.permutation_test((x[:5].numpy(), x[5:].numpy()), lambda a, b: a.mean() - b.mean(),
+                                permutation_type="independent", n_resamples=10_000).pvalue
+        assert e.excludes(0) == (p < 0.05), (shift, p, e)
+        outcomes.add(e.excludes(0))
+    assert outcomes == {True, False}  # the planted gaps gave both answers
+
+
+def test_shift_from_null_says_what_input_it_needs():
+    with pytest.raises(ValueError, match="two or more finite null values"):
+        stats.shift_from_null(1.0, torch.tensor([0.5]), of="sets")
+    with pytest.raises(ValueError, match="finite observed"):
+        stats.shift_from_null(float("nan"), torch.arange(5.0), of="sets")
