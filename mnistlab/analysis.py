@@ -19,8 +19,7 @@ from dataclasses import dataclass
 
 import torch
 
-from mnistlab.checks import N_CLASSES, all_finite, check_predictions
-from mnistlab.record import as_units
+from mnistlab.checks import N_CLASSES, as_units, check_predictions
 
 
 def _check_labels(preds: torch.Tensor, labels: torch.Tensor, n_classes: int) -> None:
@@ -158,23 +157,14 @@ def confident_mistakes(logits: torch.Tensor, labels: torch.Tensor, k: int = 12) 
 # ---------------------------------------------------------------------------
 # Units. A layer's activations are (N, D): N inputs, D units. Convolutional
 # activations (N, C, H, W) are first reduced to (N, C) by the one rule of
-# mnistlab.record.as_units (a channel's activation is its mean over positions).
+# mnistlab.checks.as_units (a channel's activation is its mean over positions).
 # Matrices over units and classes are (D, C): one row per unit.
 # ---------------------------------------------------------------------------
 
 
-def units(acts: torch.Tensor) -> torch.Tensor:
-    """Activations as float32 units (N, D), checked: non-empty and finite."""
-    if not isinstance(acts, torch.Tensor):
-        raise TypeError(f"expected activations as a torch.Tensor, got {type(acts).__name__}")
-    if not acts.is_floating_point():
-        raise TypeError(f"expected floating-point activations, got dtype {acts.dtype}")
-    acts = as_units(acts).float()
-    if len(acts) == 0 or acts.shape[1] == 0:
-        raise ValueError(f"need at least one input and one unit, got activations of shape {tuple(acts.shape)}")
-    if not all_finite(acts):
-        raise ValueError(f"activations hold {int((~torch.isfinite(acts)).sum())} NaN or infinite values")
-    return acts
+def _units(acts: torch.Tensor) -> torch.Tensor:
+    """Activations as float32 units (N, D), checked by :func:`mnistlab.checks.as_units` (conv maps → channel means)."""
+    return as_units(acts).float()
 
 
 def _check_class_labels(acts: torch.Tensor, labels: torch.Tensor, n_classes: int) -> None:
@@ -191,7 +181,7 @@ def _check_class_labels(acts: torch.Tensor, labels: torch.Tensor, n_classes: int
 
 def firing_rate(acts: torch.Tensor) -> torch.Tensor:
     """Fraction of inputs on which each unit's activation is positive; shape (D,)."""
-    return (units(acts) > 0).float().mean(0)
+    return (_units(acts) > 0).float().mean(0)
 
 
 def selectivity_at_firing(
@@ -202,10 +192,13 @@ def selectivity_at_firing(
     A ReLU unit that fires less has a higher SI even when its response to the classes
     keeps its shape: lower its input by a constant, and the classes it responds to least
     fall below zero first, so its largest class mean grows against the rest. Units
-    compared at one firing rate differ only in how sharply they are tuned. Each unit's
-    input ``pre`` (what goes into the ReLU, (N, D): ``fc1_pre``) is shifted by its own
-    (1 − ``rate``) quantile over the inputs, rectified, and its SI taken as in
-    :func:`selectivity_index`.
+    compared at one firing rate no longer differ by their thresholds; what still sets
+    them apart is the shape of their response (how far apart the classes' inputs lie
+    against their spread within a class). Each unit's input ``pre`` (what goes into the
+    ReLU, (N, D): ``fc1_pre``) is shifted by its own (1 − ``rate``) quantile over the
+    inputs, rectified, and its SI taken as in :func:`selectivity_index`. A unit whose
+    input is never above zero (a dead unit) has no SI here either: NaN, so that both
+    measures are taken over the same units.
 
     Two units with one tuning and different thresholds: their SIs differ, at one firing
     rate they agree.
@@ -219,14 +212,15 @@ def selectivity_at_firing(
     """
     if not 0 < rate <= 1:
         raise ValueError(f"rate must be a share of the inputs in (0, 1], got {rate}")
-    pre = units(pre)
+    pre = _units(pre)
     shift = torch.quantile(pre.double(), 1 - rate, dim=0).float()  # (D,)
-    return selectivity_index(class_means((pre - shift).relu(), labels, n_classes))
+    si = selectivity_index(class_means((pre - shift).relu(), labels, n_classes))
+    return si.where(~dead_units(pre.relu()), torch.full_like(si, float("nan")))
 
 
 def dead_units(acts: torch.Tensor) -> torch.Tensor:
     """Units that are never positive on any of the inputs (a dead ReLU); bool (D,)."""
-    return ~(units(acts) > 0).any(0)
+    return ~(_units(acts) > 0).any(0)
 
 
 def class_means(acts: torch.Tensor, labels: torch.Tensor, n_classes: int = N_CLASSES) -> torch.Tensor:
@@ -235,7 +229,7 @@ def class_means(acts: torch.Tensor, labels: torch.Tensor, n_classes: int = N_CLA
     Raises:
         ValueError: a class has no inputs (its mean would be undefined).
     """
-    acts = units(acts)
+    acts = _units(acts)
     _check_class_labels(acts, labels, n_classes)
     onehot = torch.nn.functional.one_hot(labels.long(), n_classes).float()  # (N, C)
     return (acts.T @ onehot) / onehot.sum(0)  # (D, C)
@@ -278,7 +272,7 @@ def one_vs_rest_auc(acts: torch.Tensor, labels: torch.Tensor, n_classes: int = N
     every class. Computed for all pairs at once from the ranks of the activations
     (the Mann–Whitney statistic), with tied values given their average rank.
     """
-    acts = units(acts)
+    acts = _units(acts)
     _check_class_labels(acts, labels, n_classes)
     x = acts.T.contiguous().double()  # (D, N)
     sorted_x = x.sort(dim=1).values
@@ -325,7 +319,7 @@ def top_units(scores: torch.Tensor, k: int) -> torch.Tensor:
 
 def top_inputs(acts: torch.Tensor, unit: int, k: int) -> torch.Tensor:
     """Indices of the ``k`` inputs on which ``unit`` is most active, most active first."""
-    acts = units(acts)
+    acts = _units(acts)
     if not 0 <= unit < acts.shape[1]:
         raise IndexError(f"unit {unit} is out of range: this layer has units 0..{acts.shape[1] - 1}")
     if not 1 <= k <= len(acts):
@@ -375,7 +369,7 @@ def drift(snapshots: torch.Tensor, labels: torch.Tensor, n_classes: int = N_CLAS
     """Per-epoch statistics of one layer's snapshots (E, N, D) and their changes."""
     if snapshots.ndim < 3 or len(snapshots) < 2:
         raise ValueError(f"expected snapshots (E, N, D) with E >= 2 epochs, got shape {tuple(snapshots.shape)}")
-    acts = [units(s) for s in snapshots]
+    acts = [_units(s) for s in snapshots]
     means = torch.stack([class_means(a, labels, n_classes) for a in acts])  # (E, D, C)
     pref = torch.stack([preferred_class(m) for m in means])  # (E, D)
     alive = pref >= 0
@@ -412,7 +406,7 @@ class UnitProfile:
 
 def unit_profile(acts: torch.Tensor, labels: torch.Tensor, unit: int, k: int = 8) -> UnitProfile:
     """The profile of ``unit`` of a layer from its activations (N, D) on labelled inputs."""
-    acts = units(acts)
+    acts = _units(acts)
     if not 0 <= unit < acts.shape[1]:
         raise IndexError(f"unit {unit} is out of range: this layer has units 0..{acts.shape[1] - 1}")
     col = acts[:, unit : unit + 1]  # (N, 1): the statistics below are the layer's, for one unit

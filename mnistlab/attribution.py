@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mnistlab.checks import check_finite_number, check_images, check_labels, check_positive_int
+from mnistlab.checks import check_finite_number, check_images, check_labels, check_positive_int, is_int
 from mnistlab.hooks import eval_mode, hook_points, hooks
 
 BATCH = 128  # inputs per forward pass: few enough that the CNN's im2col patches stay in the CPU cache
@@ -274,9 +274,9 @@ def occlusion(
     on (N, 28, 28) images, ``strides=stride`` and ``baselines=fill``.
     """
     x, target = _checked(x, target)
-    if isinstance(window, bool) or not isinstance(window, int) or not 1 <= window <= SIDE:
+    if not is_int(window) or not 1 <= window <= SIDE:
         raise ValueError(f"window must be an int in 1..{SIDE} (the images are {SIDE} × {SIDE}), got {window!r}")
-    if isinstance(stride, bool) or not isinstance(stride, int) or not 1 <= stride <= window:
+    if not is_int(stride) or not 1 <= stride <= window:
         raise ValueError(f"stride must be an int in 1..window={window} (larger skips pixels), got {stride!r}")
     fill = check_finite_number(fill, "fill")
     starts = range(0, -(-(SIDE - window) // stride) * stride + 1, stride)

@@ -131,36 +131,60 @@ def check_indices(idx: Sequence[int] | torch.Tensor | int, what: str = "unit ind
 
 def check_class(c: int, what: str = "class", n_classes: int = N_CLASSES) -> int:
     """One class index: an int in 0 … n_classes - 1 (no negative indices from the end)."""
-    if isinstance(c, bool) or not isinstance(c, int):
+    if not is_int(c):
         raise TypeError(f"{what} must be an int class index 0..{n_classes - 1}, got {c!r}")
     if not 0 <= c < n_classes:
         raise ValueError(f"{what} must be a class index in 0..{n_classes - 1}, got {c}")
     return c
 
 
+def is_int(v) -> bool:
+    """Whether ``v`` is a Python int proper: ``True`` is an int to Python, not a count to a config."""
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def is_number(v) -> bool:
+    """Whether ``v`` is a real, finite int or float (not a bool, not NaN or infinite)."""
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
 def check_positive_int(v: int, what: str) -> int:
     """A size or count: an int >= 1."""
-    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+    if not is_int(v) or v < 1:
         raise ValueError(f"{what} must be an int >= 1, got {v!r}")
     return v
 
 
 def check_finite_number(v: float, what: str) -> float:
     """A real, finite number (a scale factor, say)."""
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+    if not is_number(v):
         raise ValueError(f"{what} must be a finite number, got {v!r}")
     return float(v)
 
 
-def check_activations(acts: torch.Tensor, what: str = "activations") -> torch.Tensor:
-    """A layer's activations as rows: a non-empty, finite (N, D) floating tensor."""
+def as_units(acts: torch.Tensor, what: str = "activations", maps: bool = True) -> torch.Tensor:
+    """A layer's activations as units (N, D), checked: a non-empty, finite floating tensor, one row per input.
+
+    A unit is a neuron of a linear layer, or a channel of a convolutional layer, whose
+    activation on an image is its mean over the H × W positions: with ``maps``,
+    (N, C, H, W) maps become (N, C) by that rule, the one the whole library uses. Without
+    it, only (N, D) rows are accepted (a probe or a dictionary reads rows as they are).
+
+    >>> as_units(torch.ones(2, 3, 4, 4)).shape
+    torch.Size([2, 3])
+    """
     if not isinstance(acts, torch.Tensor):
         raise TypeError(f"{what} must be a torch.Tensor (N, D), got {type(acts).__name__}")
-    if acts.ndim != 2 or 0 in acts.shape:
-        raise ValueError(
-            f"{what} must be a non-empty 2-D tensor (N, D), one row per input, got {tuple(acts.shape)}"
-            + (" (flatten conv maps with .flatten(1))" if acts.ndim > 2 else "")
-        )
     if not acts.is_floating_point():
-        raise TypeError(f"{what} must be floating point, got dtype {acts.dtype}")
+        raise TypeError(f"{what} must be floating-point, got dtype {acts.dtype}")
+    if maps and acts.ndim == 4:
+        acts = acts.mean(dim=(2, 3))
+    if acts.ndim != 2:
+        shapes = "tensor (N, D) or (N, C, H, W): a linear layer's rows or a convolutional layer's maps" if maps else (
+            "2-D tensor (N, D), one row per input")
+        hint = "" if acts.ndim < 3 else " (flatten them with .flatten(1)" + (
+            ", or reduce conv maps to channel means with maps=True)" if not maps and acts.ndim == 4 else ")")
+        raise ValueError(f"{what} must be a {shapes}, got shape {tuple(acts.shape)}{hint}")
+    if 0 in acts.shape:
+        raise ValueError(f"{what} need at least one input and one unit, got shape {tuple(acts.shape)}")
     return check_finite(acts, what)

@@ -41,7 +41,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from mnistlab.checks import check_activations, check_class, check_labels
+from mnistlab.checks import as_units, check_class, check_labels
 
 
 def _check_model(model: nn.Module, linear_fc2: bool = False) -> None:
@@ -60,7 +60,7 @@ def _check_model(model: nn.Module, linear_fc2: bool = False) -> None:
 
 
 def _check_acts(acts: torch.Tensor, width: int, name: str) -> torch.Tensor:
-    acts = check_activations(acts, f"{name} activations")
+    acts = as_units(acts, f"{name} activations", maps=False)
     if acts.shape[1] != width:
         raise ValueError(f"expected {name} activations (N, {width}) for this model, got {tuple(acts.shape)}")
     return acts

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import torch
 
-from mnistlab import analysis, embed, select
+from mnistlab import analysis, choose, embed
 from mnistlab import interventions as iv
 from mnistlab.data import Dataset
 from mnistlab.models import ModelConfig
@@ -107,12 +107,12 @@ def measure(run: TrainedModel, data: Dataset, k_covering: dict[str, int] | None 
         drift = analysis.drift(snaps, labels)
         drops, counts = {}, {}
         for how in ("zero", "mean"):
-            values = select.ablation_values(run.model, name, data.validation, how, rows=data.n_test)
+            values = choose.ablation_values(run.model, name, data.validation, how, rows=data.n_test)
             table = iv.ablation_table(run.model, data.x_test, labels, name, values=values)
             drops[how] = -table.delta.min(1).values  # (D,)
-            counts[how] = len({b.unit for b in select.bottlenecks(run.model, name, data.validation,
+            counts[how] = len({b.unit for b in choose.bottlenecks(run.model, name, data.validation,
                                                                      BOTTLENECK_THRESHOLD, how)})
-        covering = select.covering_units(run.model, name, data.validation, k_covering[name])
+        covering = choose.covering_units(run.model, name, data.validation, k_covering[name])
         layers[name] = LayerMeasures(
             dead=int(analysis.dead_units(final).sum()),
             firing=analysis.firing_rate(final).mean().item(),

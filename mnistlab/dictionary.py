@@ -53,7 +53,7 @@ from torch import nn
 
 import mnistlab.hooks
 from mnistlab.cache import ModelCache, cache_key, runtime, source_fingerprint
-from mnistlab.checks import check_activations, check_finite, check_positive_int
+from mnistlab.checks import as_units, check_finite, check_positive_int, is_int, is_number
 from mnistlab.hooks import HookPoint, name_hook_points
 from mnistlab.record import snapshot_digest
 
@@ -90,15 +90,13 @@ class SAEConfig:
     seed: int = 0
 
     def __post_init__(self):
-        is_int = lambda v: isinstance(v, int) and not isinstance(v, bool)  # noqa: E731
-        is_number = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)  # noqa: E731
         for name in ("width", "steps", "batch_size"):
             value = getattr(self, name)
             if not is_int(value) or value < 1:
                 raise ValueError(f"SAEConfig.{name} must be an int >= 1, got {value!r}")
-        if not is_number(self.l1) or not 0 <= self.l1 < math.inf:
+        if not is_number(self.l1) or not self.l1 >= 0:
             raise ValueError(f"SAEConfig.l1 must be a finite number >= 0 (0: no sparsity penalty), got {self.l1!r}")
-        if not is_number(self.lr) or not 0 < self.lr < math.inf:
+        if not is_number(self.lr) or not self.lr > 0:
             raise ValueError(f"SAEConfig.lr must be a finite number > 0, got {self.lr!r}")
         if not is_int(self.seed) or not 0 <= self.seed < 2**63:
             raise ValueError(f"SAEConfig.seed must be an int in [0, 2**63), got {self.seed!r}")
@@ -235,7 +233,7 @@ def train_sae(acts: torch.Tensor, config: SAEConfig = SAEConfig()) -> TrainedSAE
         ValueError: ``acts`` not (N, D), not finite, or constant (nothing to explain);
             the loss became non-finite (lower ``config.lr``).
     """
-    acts = check_activations(acts, "train_sae's activations").float()
+    acts = as_units(acts, "train_sae's activations", maps=False).float()
     if not isinstance(config, SAEConfig):
         raise TypeError(f"config must be an SAEConfig, got {type(config).__name__}")
     n, d = acts.shape
@@ -365,7 +363,7 @@ def load_or_train_sae(
     >>> first.from_cache, again.from_cache, torch.equal(first.sae.W_dec, again.sae.W_dec)
     (False, True, True)
     """
-    acts = check_activations(acts, "load_or_train_sae's activations")
+    acts = as_units(acts, "load_or_train_sae's activations", maps=False)
     if not isinstance(config, SAEConfig):
         raise TypeError(f"config must be an SAEConfig, got {type(config).__name__}")
     cache = ModelCache(cache.root if cache is not None else None, kind="results")
@@ -408,7 +406,7 @@ def load_or_train_sae(
 def mean_l0(sae: SparseAutoencoder, acts: torch.Tensor) -> float:
     """The mean number of features active per input (L0) of ``sae`` on ``acts`` (N, D)."""
     with torch.no_grad():
-        return (sae.encode(check_activations(acts, "acts").float()) > 0).float().sum(1).mean().item()
+        return (sae.encode(as_units(acts, "acts", maps=False).float()) > 0).float().sum(1).mean().item()
 
 
 def matched_sparsity(
@@ -426,10 +424,10 @@ def matched_sparsity(
     L0 on ``acts`` (its training activations: no held-out image is used to choose) is
     nearest ``target_l0`` is returned.
     """
-    check_activations(acts, "acts")
-    if isinstance(target_l0, bool) or not isinstance(target_l0, (int, float)) or not target_l0 >= 0:
+    as_units(acts, "acts", maps=False)
+    if not is_number(target_l0) or not target_l0 >= 0:
         raise ValueError(f"target_l0 must be a number >= 0 (features per input), got {target_l0!r}")
-    if not factors or any(isinstance(f, bool) or not isinstance(f, (int, float)) or not f > 0 for f in factors):
+    if not factors or any(not is_number(f) or not f > 0 for f in factors):
         raise ValueError(f"factors must be one or more positive numbers, got {factors!r}")
     trained = [load_or_train_sae(acts, dataclasses.replace(config, l1=config.l1 * f), cache) for f in factors]
     return min(trained, key=lambda t: abs(mean_l0(t.sae, acts) - target_l0))

@@ -30,8 +30,7 @@ from pathlib import Path
 
 import torch
 
-from mnistlab.analysis import units
-from mnistlab.checks import check_positive_int
+from mnistlab.checks import as_units, check_positive_int
 
 
 @dataclass(frozen=True)
@@ -51,7 +50,7 @@ class PCA:
 
 def pca(x: torch.Tensor, k: int = 2) -> PCA:
     """The first ``k`` principal components of points ``x`` (N, D), by an SVD."""
-    x = units(x).double()
+    x = as_units(x).double()
     if not 1 <= k <= min(x.shape):
         raise ValueError(f"k must be between 1 and min(N, D) = {min(x.shape)}, got {k}")
     centered = x - x.mean(0)
@@ -72,7 +71,7 @@ def tsne(x: torch.Tensor, seed: int = 0, perplexity: float = 30.0) -> torch.Tens
     """A 2-D t-SNE embedding of ``x`` (N, D) → (N, 2), scikit-learn's, PCA-initialised."""
     from sklearn.manifold import TSNE
 
-    x = units(x)
+    x = as_units(x).float()
     if len(x) <= 3 * perplexity:
         raise ValueError(
             f"t-SNE with perplexity {perplexity} needs more than {3 * perplexity:.0f} points, got {len(x)}"
@@ -161,7 +160,7 @@ def umap_learn():
 def umap(x: torch.Tensor, seed: int = 0, n_neighbors: int = 15, min_dist: float = 0.1) -> torch.Tensor:
     """A 2-D UMAP embedding of ``x`` (N, D) → (N, 2), umap-learn's, seeded (so single-threaded)."""
     umap_module = umap_learn()
-    x = units(x)
+    x = as_units(x).float()
     if len(x) <= n_neighbors:
         raise ValueError(f"UMAP with n_neighbors={n_neighbors} needs more than {n_neighbors} points, got {len(x)}")
     with warnings.catch_warnings():
@@ -181,7 +180,7 @@ def silhouette(x: torch.Tensor, labels: torch.Tensor, chunk: int = 2048) -> floa
     when they overlap. A point alone in its class scores 0 (scikit-learn's
     convention). All N points are used: the N × N distances are computed in chunks.
     """
-    x = units(x).double()
+    x = as_units(x).double()
     if labels.shape != (len(x),):
         raise ValueError(f"expected labels ({len(x)},), got shape {tuple(labels.shape)}")
     check_positive_int(chunk, "chunk")
@@ -260,7 +259,7 @@ def subspace_silhouettes(
         acts: (N, D) activations; labels: (N,) digits.
         ranking: unit indices in order of preference; the chosen subset for k is ``ranking[:k]``.
     """
-    acts = units(acts)
+    acts = as_units(acts).float()
     width = acts.shape[1]
     if any(not 1 <= k <= min(width, len(ranking)) for k in ks):
         raise ValueError(f"every k must be between 1 and {min(width, len(ranking))}, got {ks}")

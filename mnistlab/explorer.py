@@ -33,7 +33,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from mnistlab import analysis, dictionary, features, select, style
+from mnistlab import analysis, choose, dictionary, features, style
 from mnistlab import interventions as iv
 from mnistlab.data import Dataset
 from mnistlab.hooks import run_with_cache
@@ -84,7 +84,7 @@ def unit_cards(model: nn.Module, data: Dataset, layer: str) -> list[Card]:
     pixels = _pixel_readers(model, layer)
     _, cache = run_with_cache(model, data.x_test, names=[layer])
     acts = cache[layer]
-    mean = select.ablation_values(model, layer, data.validation, "mean", rows=len(data.x_test))
+    mean = choose.ablation_values(model, layer, data.validation, "mean", rows=len(data.x_test))
     table = iv.ablation_table(model, data.x_test, data.y_test, layer, values=mean)
     return _cards(layer, acts, data.y_test, pixels, table.delta)
 

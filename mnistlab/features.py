@@ -30,13 +30,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from mnistlab import interventions
-from mnistlab.checks import check_activations, check_finite, check_finite_number, check_images, check_labels
+from mnistlab.checks import as_units, check_finite, check_finite_number, check_images, check_labels
 from mnistlab.dictionary import SparseAutoencoder
 from mnistlab.hooks import run_with_cache
 
 
 def _check_fits(sae: SparseAutoencoder, acts: torch.Tensor, what: str) -> torch.Tensor:
-    acts = check_activations(acts, what)
+    acts = as_units(acts, what, maps=False)
     if acts.shape[1] != sae.d_in:
         raise ValueError(
             f"{what} have {acts.shape[1]} units per row, but this SAE reads {sae.d_in} "

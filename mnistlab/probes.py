@@ -32,13 +32,12 @@ kept in the :class:`Probe` and applied again to any features it reads.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
-from mnistlab.checks import N_CLASSES, check_activations, check_labels, check_positive_int
+from mnistlab.checks import N_CLASSES, as_units, check_labels, check_positive_int, is_int, is_number
 
 
 @dataclass(frozen=True)
@@ -64,7 +63,7 @@ class ProbeConfig:
     steps: int = 200
 
     def __post_init__(self):
-        if isinstance(self.l2, bool) or not isinstance(self.l2, (int, float)) or not math.isfinite(self.l2):
+        if not is_number(self.l2):
             raise ValueError(f"ProbeConfig.l2 must be a finite number >= 0, got {self.l2!r}")
         if self.l2 < 0:
             raise ValueError(f"ProbeConfig.l2 must be >= 0 (a weight decay), got {self.l2!r}")
@@ -136,7 +135,7 @@ def train_probe(
     if not isinstance(config, ProbeConfig):
         raise TypeError(f"config must be a ProbeConfig, got {type(config).__name__}")
     check_positive_int(n_classes, "n_classes")
-    features = check_activations(features, "probe features")
+    features = as_units(features, "probe features", maps=False)
     labels = check_labels(labels, len(features), "probe labels", n_classes).to(features.device)
 
     # float32 halves the memory traffic of the two (N, D) products per evaluation, which
@@ -184,7 +183,7 @@ def probe_logits(probe: Probe, features: torch.Tensor) -> torch.Tensor:
     """The probe's logits (N, C) for ``features`` (N, D), standardised with the training statistics."""
     if not isinstance(probe, Probe):
         raise TypeError(f"expected a Probe from train_probe, got {type(probe).__name__}")
-    features = check_activations(features, "probe features")
+    features = as_units(features, "probe features", maps=False)
     if features.shape[1] != probe.n_features:
         raise ValueError(
             f"this probe was trained on {probe.n_features} features per input, got features of shape "
@@ -246,7 +245,7 @@ def control_labels(
     if not isinstance(labels, torch.Tensor) or labels.ndim != 1:
         raise ValueError(f"labels must be a 1-D tensor (N,), got {getattr(labels, 'shape', type(labels).__name__)}")
     check_labels(labels, len(labels), "labels", n_classes)
-    if isinstance(seed, bool) or not isinstance(seed, int):
+    if not is_int(seed):
         raise TypeError(f"seed must be an int, got {seed!r}")
     g = torch.Generator().manual_seed(seed)
     if types is None:
@@ -281,7 +280,7 @@ def image_types(
     """
     from sklearn.cluster import KMeans
 
-    train, test = check_activations(train, "train images"), check_activations(test, "test images")
+    train, test = as_units(train, "train images", maps=False), as_units(test, "test images", maps=False)
     if train.shape[1] != test.shape[1]:
         raise ValueError(f"train and test images must have one width, got {train.shape[1]} and {test.shape[1]}")
     check_positive_int(n_types, "n_types")
@@ -357,6 +356,6 @@ def selectivity(task_acc: float, control_acc: float) -> float:
     0.85
     """
     for name, acc in (("task_acc", task_acc), ("control_acc", control_acc)):
-        if isinstance(acc, bool) or not isinstance(acc, (int, float)) or not 0 <= acc <= 1:
+        if not is_number(acc) or not 0 <= acc <= 1:
             raise ValueError(f"{name} must be an accuracy in [0, 1], got {acc!r}")
     return float(task_acc) - float(control_acc)

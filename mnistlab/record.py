@@ -28,20 +28,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 import torch
 from torch import nn
 
+from mnistlab.checks import as_units
 from mnistlab.hooks import resolve_names, run_with_cache
-
-
-def as_units(acts: torch.Tensor) -> torch.Tensor:
-    """The one reduction rule from activations to units: (N, D) stays, (N, C, H, W) → (N, C).
-
-    A unit is a neuron of a linear layer, or a channel of a convolutional layer, whose
-    activation on an image is its mean over the H × W positions.
-    """
-    if acts.ndim == 2:
-        return acts
-    if acts.ndim == 4:
-        return acts.mean(dim=(2, 3))
-    raise ValueError(f"expected activations of shape (N, D) or (N, C, H, W), got {tuple(acts.shape)}")
 
 
 class ActivationRecorder:

@@ -35,7 +35,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from mnistlab.checks import check_class, check_finite, check_images, check_labels, check_positive_int
+from mnistlab.checks import check_class, check_finite, check_images, check_labels, check_positive_int, is_int, is_number
 from mnistlab.hooks import eval_mode
 from mnistlab.stats import average_ranks
 
@@ -69,7 +69,7 @@ def _random_layers(model: nn.Module, seed: int) -> dict[str, dict[str, torch.Ten
     ``fork_rng``: the global generator is restored afterwards, and a layer's random
     weights are the same bits in every copy that randomises it, on any device.
     """
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+    if not is_int(seed) or seed < 0:
         raise ValueError(f"seed must be an int >= 0, got {seed!r}")
     fresh: dict[str, dict[str, torch.Tensor]] = {}
     with torch.random.fork_rng(devices=[]):
@@ -303,7 +303,7 @@ def ssim(a: torch.Tensor, b: torch.Tensor, window: int = 7, sigma: float = 1.5) 
     check_positive_int(window, "ssim's window")
     if window % 2 == 0 or window > SIDE:
         raise ValueError(f"ssim's window must be an odd size from 1 to {SIDE}, got {window}")
-    if isinstance(sigma, bool) or not isinstance(sigma, (int, float)) or not 0 < sigma < math.inf:
+    if not is_number(sigma) or not sigma > 0:
         raise ValueError(f"ssim's sigma must be a positive number, got {sigma!r}")
     G = _window(window, sigma)  # (28, S)
     x = normalise(a).view(-1, SIDE, SIDE)
@@ -345,7 +345,7 @@ def random_attributions(
     shape = tuple(shape)
     if len(shape) != 2 or shape[1] != N_PIXELS or shape[0] < 1:
         raise ValueError(f"random_attributions needs a shape (N, 784) with N >= 1, got {shape}")
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+    if not is_int(seed) or seed < 0:
         raise ValueError(f"seed must be an int >= 0, got {seed!r}")
     maps = torch.rand(shape, generator=torch.Generator().manual_seed(seed))
     if first is None:

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import torch
 
-from mnistlab.checks import check_activations, check_finite_number, check_positive_int
+from mnistlab.checks import as_units, check_finite_number, check_positive_int, is_int
 
 KINDS = ("linear", "rbf")
 F64 = torch.float64
@@ -39,7 +39,7 @@ F64 = torch.float64
 
 def _pair(x: torch.Tensor, y: torch.Tensor, names: tuple[str, str] = ("x", "y")) -> tuple[torch.Tensor, torch.Tensor]:
     """Both checked, as float64 on the CPU, with one row per input in each."""
-    x, y = (check_activations(t, name).detach().to("cpu", F64) for t, name in zip((x, y), names))
+    x, y = (as_units(t, name, maps=False).detach().to("cpu", F64) for t, name in zip((x, y), names))
     if len(x) != len(y):
         raise ValueError(
             f"{names[0]} and {names[1]} must be activations of the same inputs, row for row: "
@@ -150,7 +150,7 @@ def cka_matrix(
     if kind == "linear":
         return torch.tensor([[linear_cka(x, y) for y in ys] for x in xs], dtype=F64)
     # Each layer's Gram once, not once per pair.
-    grams = [_centred_rbf_gram(check_activations(t).detach().to("cpu", F64), sigma_fraction, w) for w, t in named]
+    grams = [_centred_rbf_gram(as_units(t, maps=False).detach().to("cpu", F64), sigma_fraction, w) for w, t in named]
     return torch.tensor([[_aligned(kx, ky) for ky in grams[len(xs) :]] for kx in grams[: len(xs)]], dtype=F64)
 
 
@@ -298,7 +298,7 @@ def shuffled_baseline(x: torch.Tensor, y: torch.Tensor, seed: int = 0) -> UnitMa
     partner above a threshold".
     """
     x, y = _pair(x, y)
-    if isinstance(seed, bool) or not isinstance(seed, int):
+    if not is_int(seed):
         raise TypeError(f"seed must be an int, got {seed!r}")
     g = torch.Generator().manual_seed(seed)
     order = torch.rand(y.shape, generator=g, dtype=F64).argsort(0)  # (N, D2): a permutation per column
@@ -316,7 +316,7 @@ def random_rotation(d: int, seed: int = 0) -> torch.Tensor:
     True
     """
     check_positive_int(d, "d")
-    if isinstance(seed, bool) or not isinstance(seed, int):
+    if not is_int(seed):
         raise TypeError(f"seed must be an int, got {seed!r}")
     g = torch.Generator().manual_seed(seed)
     q, r = torch.linalg.qr(torch.randn(d, d, generator=g, dtype=F64))

@@ -156,26 +156,30 @@ def _percentiles(replicates: torch.Tensor, level: float) -> tuple[float, float]:
 def shift_from_null(observed: float, null: torch.Tensor, of: str, level: float = LEVEL) -> Estimate:
     """How far ``observed`` lies from the statistic's values ``null`` over every alternative.
 
-    ``null`` holds the statistic for each alternative the observation could have been
-    (every set of as many digits, say, the observed one included). The value is
-    ``observed`` minus the null's median; the interval is the range of shifts that keep
-    ``observed`` inside the null's middle ``level``: observed − its (1 + level)/2 quantile
-    to observed − its (1 − level)/2 quantile. It excludes 0 exactly when ``observed``
-    lies outside that middle range, which is a two-sided randomisation test at
-    1 − ``level``. Use it where the things behind a statistic share parts (pairs of
-    digits that share digits) and cannot be resampled as if independent.
+    ``null`` holds the statistic for each of the N alternatives the observation could
+    have been, the observed one included (every set of as many digits, say). The value
+    is ``observed`` minus the null's median. The interval is the range of shifts that
+    keep ``observed`` out of either tail of the null: with m = ⌊(1 − level) N / 2⌋ and
+    v₍ⱼ₎ the null sorted, it runs from observed − v₍N−m₎ to observed − v₍m+1₎. It
+    excludes 0 exactly when at most m of the N values lie at or beyond ``observed`` on
+    one side, that is when the exact two-sided randomisation p-value, 2 · min(#≥, #≤) / N,
+    is at most 1 − level. With fewer than 2 / (1 − level) alternatives (40 at 95%) m is
+    0, and no observation can be shown to stand out. Use it where the things behind a
+    statistic share parts (pairs of digits that share digits) and cannot be resampled as
+    if independent; n is N, the alternatives compared, not independent observations.
 
-    >>> e = shift_from_null(9.5, torch.arange(10.0), of="sets")
-    >>> e.value, round(e.low, 3), round(e.high, 3)
-    (5.0, 0.725, 9.275)
+    >>> e = shift_from_null(99.0, torch.arange(100.0), of="sets")  # the largest of 100
+    >>> e.value, e.low, e.high
+    (49.5, 2.0, 97.0)
     """
     null = torch.as_tensor(null, dtype=torch.float64).flatten()
     if len(null) < 2 or not torch.isfinite(null).all() or not math.isfinite(observed):
         raise ValueError(f"need a finite observed value and two or more finite null values, got {observed} and "
                          f"{len(null)} value(s)")
-    low, high = _percentiles(null, level)
-    middle = null.quantile(0.5).item()
-    return Estimate(observed - middle, observed - high, observed - low, len(null), of, "randomisation", level)
+    ordered = null.sort().values
+    m = math.floor((1 - level) * len(null) / 2 + 1e-9)  # the most values a tail may hold (1e-9: 0.05 · 40 / 2 is 1)
+    low, high = observed - ordered[len(null) - 1 - m].item(), observed - ordered[m].item()
+    return Estimate(observed - null.quantile(0.5).item(), low, high, len(null), of, "randomisation", level)
 
 
 def paired_difference(
@@ -307,8 +311,9 @@ def mean_difference(a, b, of: str = "seeds", level: float = LEVEL) -> Estimate:
     d = (x.mean() - y.mean()).item()
     va, vb = x.var().item() / len(x), y.var().item() / len(y)
     se = math.sqrt(va + vb)
-    if se == 0:
-        return Estimate(d, d, d, min(len(x), len(y)), of, "Welch t", level)
+    if se == 0:  # no spread within either group: a t interval does not exist, and none is claimed
+        bounds = (d, d) if d == 0 else (-math.inf, math.inf)
+        return Estimate(d, *bounds, min(len(x), len(y)), of, "Welch t: no spread in either group", level)
     dof = (va + vb) ** 2 / (va**2 / (len(x) - 1) + vb**2 / (len(y) - 1))
     half = t.ppf(0.5 + level / 2, dof) * se
     return Estimate(d, d - half, d + half, min(len(x), len(y)), of, "Welch t", level)

@@ -39,19 +39,12 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from mnistlab.checks import is_int, is_number
 from mnistlab.hooks import HookPoint, name_hook_points
 
 # Adam's constants, as torch.optim.Adam's defaults (the oracle tests train with it).
 BETAS = (0.9, 0.999)
 EPS = 1e-8
-
-
-def _is_int(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_number(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
 @dataclass(frozen=True)
@@ -86,26 +79,26 @@ class ToyConfig:
     seed: int = 0
 
     def __post_init__(self):
-        if not _is_int(self.n_features) or self.n_features < 1:
+        if not is_int(self.n_features) or self.n_features < 1:
             raise ValueError(f"ToyConfig.n_features must be an int >= 1, got {self.n_features!r}")
-        if not _is_int(self.n_hidden) or not 1 <= self.n_hidden <= self.n_features:
+        if not is_int(self.n_hidden) or not 1 <= self.n_hidden <= self.n_features:
             raise ValueError(
                 f"ToyConfig.n_hidden must be an int in [1, n_features] = [1, {self.n_features}], got {self.n_hidden!r}"
             )
-        if not _is_number(self.sparsity) or not 0 <= self.sparsity < 1:
+        if not is_number(self.sparsity) or not 0 <= self.sparsity < 1:
             raise ValueError(f"ToyConfig.sparsity must be a number in [0, 1), got {self.sparsity!r}")
-        if not _is_number(self.importance) or self.importance <= 0:
+        if not is_number(self.importance) or self.importance <= 0:
             raise ValueError(
                 f"ToyConfig.importance must be a finite number > 0 (1.0: all equal; < 1: decaying), "
                 f"got {self.importance!r}"
             )
-        if not _is_int(self.steps) or self.steps < 0:
+        if not is_int(self.steps) or self.steps < 0:
             raise ValueError(f"ToyConfig.steps must be an int >= 0, got {self.steps!r}")
-        if not _is_int(self.batch_size) or self.batch_size < 1:
+        if not is_int(self.batch_size) or self.batch_size < 1:
             raise ValueError(f"ToyConfig.batch_size must be an int >= 1, got {self.batch_size!r}")
-        if not _is_number(self.lr) or self.lr <= 0:
+        if not is_number(self.lr) or self.lr <= 0:
             raise ValueError(f"ToyConfig.lr must be a finite number > 0, got {self.lr!r}")
-        if not _is_int(self.seed) or not 0 <= self.seed < 2**63:
+        if not is_int(self.seed) or not 0 <= self.seed < 2**63:
             raise ValueError(f"ToyConfig.seed must be an int in [0, 2**63), got {self.seed!r}")
 
     @property
@@ -174,7 +167,7 @@ def feature_batch(config: ToyConfig, n: int, generator: torch.Generator) -> torc
     >>> round((x == 0).float().mean().item(), 2)
     0.9
     """
-    if not _is_int(n) or n < 1:
+    if not is_int(n) or n < 1:
         raise ValueError(f"n must be an int >= 1 (samples to draw), got {n!r}")
     sparsity = torch.tensor(config.sparsity, dtype=torch.float32).reshape(1, 1, 1)
     return _draw([generator], torch.tensor([0]), sparsity, config.n_features, n)[0].T  # (n, n_features)
@@ -325,7 +318,7 @@ def represented(W: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
     >>> represented(torch.tensor([[1.0, 0.1], [0.0, 0.1]])).tolist()
     [True, False]
     """
-    if not _is_number(threshold) or threshold < 0:
+    if not is_number(threshold) or threshold < 0:
         raise ValueError(f"threshold must be a finite number >= 0 (a norm), got {threshold!r}")
     return feature_norms(W) > threshold
 
@@ -505,7 +498,7 @@ def phase_diagram(
     sparsities, importances = [float(s) for s in sparsities], [float(r) for r in importances]
     if not sparsities or not importances:
         raise ValueError(f"need at least one sparsity and one importance, got {sparsities} and {importances}")
-    if not _is_int(restarts) or restarts < 1:
+    if not is_int(restarts) or restarts < 1:
         raise ValueError(f"restarts must be an int >= 1 (runs per cell, the best kept), got {restarts!r}")
     S, R = len(sparsities), len(importances)
     seeds = [seed + k for k in range(restarts)]

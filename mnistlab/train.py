@@ -43,7 +43,7 @@ import mnistlab.hooks
 import mnistlab.models
 import mnistlab.record
 from mnistlab.cache import ModelCache, cache_key, runtime, source_fingerprint
-from mnistlab.checks import check_images, check_labels, check_positive_int
+from mnistlab.checks import as_units, check_images, check_labels, check_positive_int, is_int, is_number
 from mnistlab.data import Dataset
 from mnistlab.group import Job, check_finite_steps, train_group
 from mnistlab.hooks import eval_mode
@@ -72,14 +72,13 @@ class TrainConfig:
     device: str = "cpu"
 
     def __post_init__(self):
-        is_int = lambda v: isinstance(v, int) and not isinstance(v, bool)  # noqa: E731
         if not is_int(self.epochs) or self.epochs < 0:
             raise ValueError(f"TrainConfig.epochs must be an int >= 0, got {self.epochs!r}")
         if not is_int(self.batch_size) or self.batch_size < 1:
             raise ValueError(f"TrainConfig.batch_size must be an int >= 1, got {self.batch_size!r}")
         if not is_int(self.seed) or not 0 <= self.seed < 2**63:
             raise ValueError(f"TrainConfig.seed must be an int in [0, 2**63), got {self.seed!r}")
-        if isinstance(self.lr, bool) or not isinstance(self.lr, (int, float)) or not 0 < self.lr < math.inf:
+        if not is_number(self.lr) or not self.lr > 0:
             raise ValueError(f"TrainConfig.lr must be a finite number > 0, got {self.lr!r}")
         try:
             torch.device(self.device)
@@ -449,7 +448,7 @@ def _mismatch(
     _, acts = mnistlab.hooks.run_with_cache(model, torch.zeros(1, 784), names=model_config.layer_names)
     for layer in model_config.layer_names:
         snap = tensors.get(f"{SNAPSHOT}{layer}")
-        width = mnistlab.record.as_units(acts[layer]).shape[1]
+        width = as_units(acts[layer]).shape[1]
         shape = (epochs, n_test if n_test is not None else -1, width)
         if snap is None or snap.dtype != torch.float16 or snap.dim() != 3 or any(
             want not in (-1, got) for want, got in zip(shape, snap.shape)

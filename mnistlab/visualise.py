@@ -16,7 +16,7 @@ as in every digit).
   test images, or random ones).
 
 A unit is a neuron of a linear layer, or a channel of a convolutional layer whose
-activation is its mean over the map (as :func:`mnistlab.record.as_units` reduces it).
+activation is its mean over the map (as :func:`mnistlab.checks.as_units` reduces it).
 A unit after a ReLU (a ``*_post`` hook point) that is off on the start image has no
 gradient to follow; until it turns on, the ascent climbs its pre-activation (the
 ``*_pre`` hook point; for a channel, its mean), which the ReLU then passes on unchanged.
@@ -55,6 +55,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from mnistlab.checks import is_int, is_number
 from mnistlab.hooks import eval_mode, hook_points, hooks, resolve_names
 
 SIDE = 28
@@ -97,8 +98,6 @@ class VisConfig:
     seed: int = 0
 
     def __post_init__(self):
-        is_int = lambda v: isinstance(v, int) and not isinstance(v, bool)  # noqa: E731
-        is_number = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)  # noqa: E731
         if not is_int(self.steps) or self.steps < 1:
             raise ValueError(f"VisConfig.steps must be an int >= 1, got {self.steps!r}")
         if not is_number(self.lr) or self.lr <= 0:
@@ -263,7 +262,7 @@ def maximise_many(
     """
     if not isinstance(config, VisConfig):
         raise TypeError(f"config must be a VisConfig, got {type(config).__name__}")
-    if isinstance(restarts, bool) or not isinstance(restarts, int) or restarts < 1:
+    if not is_int(restarts) or restarts < 1:
         raise ValueError(f"restarts must be an int >= 1, got {restarts!r}")
     units = [_index(u) for u in units]
     if not units:

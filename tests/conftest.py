@@ -31,6 +31,17 @@ settings.register_profile("mnistlab", derandomize=True)
 settings.load_profile("mnistlab")
 
 
+# The fast tier, `python -m pytest tests -m "not slow"`, leaves out what builds the book, opens it in a
+# browser or runs its notebooks (nbval), and the few unit tests that take seconds each (marked where they are).
+SLOW_FIXTURES = {"book_build", "built_book", "site"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())) or item.path.suffix == ".ipynb":
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def data():
     from mnistlab.data import DataConfig, load_data

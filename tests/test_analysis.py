@@ -117,5 +117,7 @@ def test_selectivity_at_firing_separates_sharper_tuning_from_sparser_firing():
         means = np.array([post[labels.numpy() == c].mean() for c in range(10)])
         best, rest = means.max(), (means.sum() - means.max()) / 9
         assert matched[d].item() == pytest.approx((best - rest) / (best + rest), abs=1e-5)
+    dead = torch.cat([pre, -pre[:, :1].abs() - 1], 1)  # a fourth unit whose input is never above zero
+    assert analysis.selectivity_at_firing(dead, labels, 0.5)[3].isnan()  # no SI, as selectivity_index gives it
     with pytest.raises(ValueError, match=r"rate must be a share of the inputs in \(0, 1\]"):
         analysis.selectivity_at_firing(pre, labels, 0.0)

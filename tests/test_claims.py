@@ -48,14 +48,14 @@ def test_differs_names_the_side_or_says_nothing_is_detectable():
 
 
 def test_a_chapters_claims_are_written_as_they_come_and_read_back(tmp_path):
-    book = claims.Claims("03_x", "f" * 64, folder=tmp_path)
-    first = book.add(claims.greater("a", "above zero", est(0.1, 0.2, 0.3)))
-    book.add(claims.less("b", "below zero", est(0.1, 0.2, 0.3)))
+    register = claims.Claims("03_x", "f" * 64, folder=tmp_path)
+    first = register.add(claims.greater("a", "above zero", est(0.1, 0.2, 0.3)))
+    register.add(claims.less("b", "below zero", est(0.1, 0.2, 0.3)))
     back = claims.read(tmp_path / ("f" * 16))
     assert list(back) == ["03_x"] and [c.key for c in back["03_x"]] == ["a", "b"]
     assert back["03_x"][0] == first
     with pytest.raises(KeyError, match="stated twice"):
-        book.add(claims.greater("a", "again", est(0.1, 0.2, 0.3)))
+        register.add(claims.greater("a", "again", est(0.1, 0.2, 0.3)))
 
 
 def test_a_rerun_chapter_starts_its_file_empty(tmp_path):

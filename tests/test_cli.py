@@ -113,6 +113,7 @@ def test_a_clear_that_cannot_delete_says_what_remains_and_fails(tmp_path, monkey
     assert "items remain" in captured.err
 
 
+@pytest.mark.slow
 def test_cache_list_verifies_what_it_lists(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("MNISTLAB_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("MNISTLAB_PROGRESS", "0")
@@ -197,6 +198,7 @@ def test_train_says_when_it_could_not_cache(tmp_path, monkeypatch, capsys):
     assert "could not store" in captured.err
 
 
+@pytest.mark.slow
 def test_a_listing_cut_short_by_its_reader_is_not_an_error(tmp_path):
     env = {**os.environ, "MNISTLAB_CACHE": str(tmp_path / "cache"), "MNISTLAB_PROGRESS": "0"}
     for seed in range(3):
@@ -211,6 +213,7 @@ def test_a_listing_cut_short_by_its_reader_is_not_an_error(tmp_path):
     assert proc.stdout.strip() == "0" and proc.stderr == "", proc.stderr
 
 
+@pytest.mark.slow
 def test_a_partial_clear_counts_what_it_deleted_and_what_remains(tmp_path, monkeypatch, capsys):
     """Of three entries one cannot be deleted: 2 deleted, 1 remains, exit status 1."""
     import mnistlab.cache as cache_module

@@ -6,6 +6,7 @@ import torch.nn.functional as F
 
 from mnistlab import analysis, patching
 from mnistlab import interventions as iv
+from mnistlab.checks import as_units
 from mnistlab.hooks import hook_points, hooks, run_with_cache
 from mnistlab.models import CNN, ModelConfig, build_model
 
@@ -74,7 +75,7 @@ def test_patching_a_conv_layer_restores_the_clean_run(cnn, images):
 
 def test_channel_units_are_spatial_means(cnn, images):
     _, cache = run_with_cache(cnn, images, names=["conv1_post"])
-    torch.testing.assert_close(analysis.units(cache["conv1_post"]), cache["conv1_post"].mean(dim=(2, 3)))
+    torch.testing.assert_close(as_units(cache["conv1_post"]), cache["conv1_post"].mean(dim=(2, 3)))
     peaks = analysis.peak_location(cache["conv1_post"][:, 0])
     flat = cache["conv1_post"][:, 0].flatten(1)
     assert (flat.max(1).values == cache["conv1_post"][torch.arange(12), 0, peaks[:, 0], peaks[:, 1]]).all()

@@ -314,7 +314,7 @@ def test_random_unit_directions_are_unit_and_seeded():
         (lambda: dl.train_sae(torch.rand(10)), ValueError, r"2-D tensor \(N, D\)"),
         (lambda: dl.train_sae(torch.ones(5, 3)), ValueError, r"same on all 5 rows"),
         (lambda: dl.train_sae(torch.tensor([[1.0, float("nan")], [0.0, 1.0]])), ValueError, r"1 NaN or infinite"),
-        (lambda: dl.train_sae(torch.ones(5, 3, dtype=torch.long)), TypeError, r"floating point"),
+        (lambda: dl.train_sae(torch.ones(5, 3, dtype=torch.long)), TypeError, r"floating-point"),
         (lambda: dl.train_sae(torch.rand(5, 3), {"width": 4}), TypeError, r"SAEConfig"),
         (lambda: ft.sae_stats(hand_made_sae(), torch.rand(5, 3)), ValueError, r"3 units per row.*reads 2"),
         (lambda: ft.sae_stats(hand_made_sae(), torch.rand(5, 2), 1.5), ValueError, r"dense_threshold"),

@@ -75,6 +75,7 @@ def test_subspace_silhouettes_finds_the_informative_units():
     assert res.beats_random().item() == 1.0
 
 
+@pytest.mark.slow
 def test_umap_and_tsne_give_seeded_2d_maps():
     x, labels = blobs(n=200)
     a, b = embed.umap(x, seed=0), embed.umap(x, seed=0)
@@ -102,6 +103,7 @@ print(json.dumps({"sha": hashlib.sha256(emb.numpy().tobytes()).hexdigest(),
 """
 
 
+@pytest.mark.slow
 def test_umap_compiles_once_and_the_cached_code_gives_the_same_embedding(tmp_path):
     """A second process loads umap-learn's functions from Numba's cache and embeds the same bits."""
     env = {**os.environ, "MNISTLAB_CACHE": str(tmp_path / "cache"), "MNISTLAB_NUMBA_CACHE": str(tmp_path / "numba")}

@@ -215,6 +215,7 @@ def model_entry(tmp_path_factory):
 
 @FUZZ
 @given(edit=entry_edits())
+@pytest.mark.slow
 def test_a_model_entry_is_served_well_formed_or_retrained(model_entry, tmp_path, edit):
     data, root, weights, history = model_entry
     copy = tmp_path / "cache"

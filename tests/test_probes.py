@@ -146,7 +146,7 @@ def _x():
         (_x(), torch.zeros(8), TypeError, "integer class indices"),
         (torch.full((8, 3), math.nan), torch.zeros(8, dtype=torch.long), ValueError, "24 NaN or infinite"),
         (torch.rand(8), torch.zeros(8, dtype=torch.long), ValueError, r"2-D tensor \(N, D\)"),
-        (torch.ones(8, 3, dtype=torch.long), torch.zeros(8, dtype=torch.long), TypeError, "floating point"),
+        (torch.ones(8, 3, dtype=torch.long), torch.zeros(8, dtype=torch.long), TypeError, "floating-point"),
     ],
     ids=["mismatched-N", "label-out-of-range", "float-labels", "nan", "1-D", "int-features"],
 )

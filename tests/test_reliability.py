@@ -41,6 +41,7 @@ def start_training(cache_dir, epochs):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+@pytest.mark.slow
 def test_a_training_killed_half_way_leaves_nothing_that_loads(data, tmp_path):
     cache = ModelCache(tmp_path / "cache")
     config, tc = ModelConfig(hidden=(8, 4)), TrainConfig(epochs=400)
@@ -65,6 +66,7 @@ def test_a_training_killed_half_way_leaves_nothing_that_loads(data, tmp_path):
     assert all(not p.name.startswith(".tmp-") for p in cache.entries())
 
 
+@pytest.mark.slow
 def test_two_processes_share_one_cache(tmp_path):
     cache_dir = tmp_path / "cache"
     procs = [start_training(cache_dir, 3) for _ in range(2)]

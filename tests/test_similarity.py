@@ -266,7 +266,7 @@ NAN = GOOD.clone().index_put_((torch.tensor(3), torch.tensor(1)), torch.tensor(m
         (torch.rand(20, 2, 2, 2), ValueError, r"2-D tensor \(N, D\).*flatten"),
         (torch.rand(20), ValueError, r"2-D tensor \(N, D\)"),
         (NAN, ValueError, r"y hold 1 NaN"),
-        (torch.ones(20, 4, dtype=torch.long), TypeError, "floating point"),
+        (torch.ones(20, 4, dtype=torch.long), TypeError, "floating-point"),
         ([[0.0] * 4] * 20, TypeError, "torch.Tensor"),
     ],
 )

@@ -186,7 +186,7 @@ def test_crossed_mean_says_what_input_it_needs(a, b, match):
 
 def test_shift_from_null_excludes_zero_exactly_when_scipys_permutation_test_rejects():
     """A planted gap between two groups of items: the interval over every relabelling excludes 0 exactly when
-    the exact two-sided permutation p-value (scipy, every permutation) is below 5%; with no gap it does not."""
+    the exact two-sided permutation p-value (scipy, every permutation) is at most 5%; with no gap it does not."""
     from itertools import combinations
 
     def gap(x, chosen):
@@ -202,9 +202,24 @@ def test_shift_from_null_excludes_zero_exactly_when_scipys_permutation_test_reje
         e = stats.shift_from_null(gap(x, range(5)), null, of="sets of 5 items")
         p = sp.permutation_test((x[:5].numpy(), x[5:].numpy()), lambda a, b: a.mean() - b.mean(),
                                 permutation_type="independent", n_resamples=10_000).pvalue
-        assert e.excludes(0) == (p < 0.05), (shift, p, e)
+        assert e.excludes(0) == (p <= 0.05), (shift, p, e)
         outcomes.add(e.excludes(0))
     assert outcomes == {True, False}  # the planted gaps gave both answers
+
+
+@pytest.mark.parametrize("n", [10, 39, 40, 45, 120, 210, 252])
+def test_shift_from_null_rejects_exactly_at_the_counted_p_value_for_every_rank(n):
+    """Every rank of the observed value among n alternatives (ties included), against the p-value counted by
+    hand, 2 · min(#≥, #≤) / n: the boundary ranks are where an interpolated quantile would be too lenient."""
+    null = torch.randn(n, generator=torch.Generator().manual_seed(n), dtype=torch.float64)
+    null[: n // 5] = null[0]  # a block of ties
+    for observed in null.tolist():
+        p = 2 * min((null >= observed).sum().item(), (null <= observed).sum().item()) / n
+        e = stats.shift_from_null(observed, null, of="sets")
+        assert e.excludes(0) == (p <= 0.05), (n, observed, p, e)
+        assert e.low <= e.value <= e.high
+    if n < 40:  # too few alternatives: not even the most extreme can stand out
+        assert not any(stats.shift_from_null(v, null, of="sets").excludes(0) for v in null.tolist())
 
 
 def test_shift_from_null_says_what_input_it_needs():
@@ -212,3 +227,12 @@ def test_shift_from_null_says_what_input_it_needs():
         stats.shift_from_null(1.0, torch.tensor([0.5]), of="sets")
     with pytest.raises(ValueError, match="finite observed"):
         stats.shift_from_null(float("nan"), torch.arange(5.0), of="sets")
+
+
+def test_welch_claims_no_interval_when_neither_group_varies():
+    """Counts of 1 in every seed against 0 in every seed: Welch's t has no spread to work with, so no interval is
+    claimed (a zero-width one would read as certainty); equal constant groups still give [0, 0]."""
+    e = stats.mean_difference([1, 1, 1, 1, 1], [0, 0, 0, 0, 0])
+    assert e.value == 1 and math.isinf(e.low) and math.isinf(e.high) and not e.excludes(0)
+    same = stats.mean_difference([2, 2, 2], [2, 2, 2])
+    assert (same.low, same.high) == (0.0, 0.0)

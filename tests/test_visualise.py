@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from mnistlab import visualise as vis
+from mnistlab.checks import as_units
 from mnistlab.hooks import hook_points, hooks
 from mnistlab.models import ModelConfig, build_model
-from mnistlab.record import as_units
 
 SHORT = vis.VisConfig(steps=32)
 

@@ -3,21 +3,21 @@
 import pytest
 import torch
 
-from mnistlab import select
+from mnistlab import choose
 from mnistlab.data import DataConfig, Split, held_out, load_data
 from mnistlab.models import ModelConfig, build_model
 from mnistlab.train import TrainConfig, train
 
 CHOICES = {
-    "by_selectivity": lambda m, s: select.by_selectivity(m, "fc1_post", s),
-    "most_selective": lambda m, s: select.most_selective(m, "fc1_post", s),
-    "covering_units": lambda m, s: select.covering_units(m, "fc1_post", s, k=4),
-    "mean values": lambda m, s: select.ablation_values(m, "fc1_post", s, "mean", rows=10),
-    "resample values": lambda m, s: select.ablation_values(m, "fc1_post", s, "resample", rows=10),
-    "bottlenecks": lambda m, s: select.bottlenecks(m, "fc1_post", s, threshold=0.2),
-    "pruning by effect": lambda m, s: select.pruning_order(m, "fc1_post", s, by="effect"),
-    "pruning by selectivity": lambda m, s: select.pruning_order(m, "fc2_post", s, by="selectivity"),
-    "pruning by weights": lambda m, s: select.pruning_order(m, "fc2_post", s, by="weights"),
+    "by_selectivity": lambda m, s: choose.by_selectivity(m, "fc1_post", s),
+    "most_selective": lambda m, s: choose.most_selective(m, "fc1_post", s),
+    "covering_units": lambda m, s: choose.covering_units(m, "fc1_post", s, k=4),
+    "mean values": lambda m, s: choose.ablation_values(m, "fc1_post", s, "mean", rows=10),
+    "resample values": lambda m, s: choose.ablation_values(m, "fc1_post", s, "resample", rows=10),
+    "bottlenecks": lambda m, s: choose.bottlenecks(m, "fc1_post", s, threshold=0.2),
+    "pruning by effect": lambda m, s: choose.pruning_order(m, "fc1_post", s, by="effect"),
+    "pruning by selectivity": lambda m, s: choose.pruning_order(m, "fc2_post", s, by="selectivity"),
+    "pruning by weights": lambda m, s: choose.pruning_order(m, "fc2_post", s, by="weights"),
 }
 
 
@@ -45,20 +45,20 @@ def test_the_validation_split_is_carved_from_training_stratified_and_disjoint(da
 
 
 def test_choices_return_what_they_say(data, trained):
-    order = select.by_selectivity(trained, "fc1_post", data.validation)
+    order = choose.by_selectivity(trained, "fc1_post", data.validation)
     assert sorted(order.tolist()) == list(range(8))
-    covering = select.covering_units(trained, "fc1_post", data.validation, k=4)
+    covering = choose.covering_units(trained, "fc1_post", data.validation, k=4)
     assert len(set(covering.tolist())) == 4
-    assert select.ablation_values(trained, "fc1_post", data.validation, "zero", rows=5) is None
-    assert select.ablation_values(trained, "fc1_post", data.validation, "mean", rows=5).shape == (8,)
-    assert select.ablation_values(trained, "fc1_post", data.validation, "resample", rows=5).shape == (5, 8)
-    found = select.bottlenecks(trained, "fc1_post", data.validation, threshold=0.0)
+    assert choose.ablation_values(trained, "fc1_post", data.validation, "zero", rows=5) is None
+    assert choose.ablation_values(trained, "fc1_post", data.validation, "mean", rows=5).shape == (8,)
+    assert choose.ablation_values(trained, "fc1_post", data.validation, "resample", rows=5).shape == (5, 8)
+    found = choose.bottlenecks(trained, "fc1_post", data.validation, threshold=0.0)
     assert all(b.layer == "fc1_post" and b.drop > 0 for b in found)
     assert [b.drop for b in found] == sorted((b.drop for b in found), reverse=True)
     with pytest.raises(ValueError, match="zero', 'mean', 'resample"):
-        select.ablation_values(trained, "fc1_post", data.validation, "scale", rows=5)
+        choose.ablation_values(trained, "fc1_post", data.validation, "scale", rows=5)
     with pytest.raises(TypeError, match="data split"):
-        select.most_selective(trained, "fc1_post", (data.x_val, data.y_val))
+        choose.most_selective(trained, "fc1_post", (data.x_val, data.y_val))
 
 
 def test_a_split_says_its_name(data):
@@ -91,8 +91,8 @@ def test_the_strongest_bottleneck_is_the_largest_drop_over_all_layers_by_a_plain
                     drop = (base[is_digit].double().mean() - right[is_digit].double().mean()).item()
                     truth.append((drop, layer, unit, digit))
     best = max(truth, key=lambda t: t[0])
-    found = [b for layer in ("fc1_post", "fc2_post") for b in select.bottlenecks(model, layer, split, threshold=0.0)]
-    chosen = select.strongest(found)
+    found = [b for layer in ("fc1_post", "fc2_post") for b in choose.bottlenecks(model, layer, split, threshold=0.0)]
+    chosen = choose.strongest(found)
     assert chosen.drop == pytest.approx(best[0], abs=1e-12)
     assert (chosen.layer, chosen.unit, chosen.digit) in {t[1:] for t in truth if abs(t[0] - best[0]) < 1e-12}
     # found lists the layers in turn: its first element is fc1_post's strongest, which need not be the overall one
@@ -100,11 +100,11 @@ def test_the_strongest_bottleneck_is_the_largest_drop_over_all_layers_by_a_plain
 
 
 def test_strongest_is_the_largest_drop_whatever_the_order():
-    fc1 = [select.Bottleneck("fc1_post", 0, 9, 0.45), select.Bottleneck("fc1_post", 26, 7, 0.42)]
-    fc2 = [select.Bottleneck("fc2_post", 7, 3, 0.88), select.Bottleneck("fc2_post", 14, 8, 0.88)]
-    assert select.strongest(fc1 + fc2) == fc2[0]  # the first of a tie
-    assert select.strongest(fc2[::-1] + fc1) == fc2[1]
-    assert select.strongest([]) is None
+    fc1 = [choose.Bottleneck("fc1_post", 0, 9, 0.45), choose.Bottleneck("fc1_post", 26, 7, 0.42)]
+    fc2 = [choose.Bottleneck("fc2_post", 7, 3, 0.88), choose.Bottleneck("fc2_post", 14, 8, 0.88)]
+    assert choose.strongest(fc1 + fc2) == fc2[0]  # the first of a tie
+    assert choose.strongest(fc2[::-1] + fc1) == fc2[1]
+    assert choose.strongest([]) is None
 
 
 def planted(accuracy: float, n: int = 400, seed: int = 0) -> torch.Tensor:
@@ -118,14 +118,14 @@ def test_a_learning_rate_is_changed_only_for_a_detectable_gain():
     base = planted(0.90)
     better = base.clone()
     better[(~base).nonzero()[:24, 0]] = True  # 24 images more, none fewer: a planted gain of 6 points
-    assert select.learning_rate({0.1: base, 0.3: better}, default=0.1) == 0.3
+    assert choose.learning_rate({0.1: base, 0.3: better}, default=0.1) == 0.3
     tied = base.clone()
     tied[(~base).nonzero()[:2, 0]] = True  # two images more: 0.5 points, within the noise of 400 images
-    assert select.learning_rate({0.1: base, 0.3: tied}, default=0.1) == 0.1
+    assert choose.learning_rate({0.1: base, 0.3: tied}, default=0.1) == 0.1
     worse = planted(0.80, seed=2)
-    assert select.learning_rate({0.1: base, 0.03: worse}, default=0.1) == 0.1
+    assert choose.learning_rate({0.1: base, 0.03: worse}, default=0.1) == 0.1
     with pytest.raises(ValueError, match="must be among the settings tried"):
-        select.learning_rate({0.3: base}, default=0.1)
+        choose.learning_rate({0.3: base}, default=0.1)
 
 
 def test_circuit_is_the_k_largest_mean_contributions_by_a_plain_hook_loop():
@@ -144,11 +144,11 @@ def test_circuit_is_the_k_largest_mean_contributions_by_a_plain_hook_loop():
     for u in range(16):
         by_hand.append(float((h2[of_3, u] * model.out.weight[3, u].detach()).mean()))
     expected = sorted(range(16), key=lambda u: -by_hand[u])[:4]
-    assert select.circuit(model, data.validation, 3, 4).tolist() == expected
+    assert choose.circuit(model, data.validation, 3, 4).tolist() == expected
     with pytest.raises(ValueError, match="test split"):
-        select.circuit(model, data.test, 3, 4)
+        choose.circuit(model, data.test, 3, 4)
     with pytest.raises(ValueError, match="fc2_post has 16"):
-        select.circuit(model, data.validation, 3, 17)
+        choose.circuit(model, data.validation, 3, 17)
 
 
 def test_detectably_better_keeps_the_default_unless_another_setting_wins_by_a_clear_margin():
@@ -159,11 +159,11 @@ def test_detectably_better_keeps_the_default_unless_another_setting_wins_by_a_cl
     wrong = (~base).nonzero().flatten()
     near[wrong[:2]] = True  # 2 more images right
     far[wrong[:40]] = True  # 40 more
-    assert select.detectably_better({"a": base, "b": near}, "a") == "a"
-    assert select.detectably_better({"a": base, "b": far}, "a") == "b"
-    assert select.detectably_better({"a": far, "b": base}, "a") == "a"  # the default is already best
+    assert choose.detectably_better({"a": base, "b": near}, "a") == "a"
+    assert choose.detectably_better({"a": base, "b": far}, "a") == "b"
+    assert choose.detectably_better({"a": far, "b": base}, "a") == "a"  # the default is already best
     with pytest.raises(ValueError, match="among the settings tried"):
-        select.detectably_better({"a": base}, "c")
+        choose.detectably_better({"a": base}, "c")
 
 
 def test_probe_penalty_is_chosen_on_validation_features_and_finds_a_planted_better_penalty():
@@ -172,9 +172,9 @@ def test_probe_penalty_is_chosen_on_validation_features_and_finds_a_planted_bett
     features = torch.nn.functional.one_hot(labels, 10).float() + 0.5 * torch.randn(600, 10, generator=g)
     train, val = (features[:300], labels[:300]), (features[300:], labels[300:])
     # Planted: a default so heavy that the weights vanish and the unpenalised bias reads every image as a 0.
-    assert select.probe_penalty(train, val, (1e-3, 1e3), default=1e3) == 1e-3
+    assert choose.probe_penalty(train, val, (1e-3, 1e3), default=1e3) == 1e-3
     # Nothing detectable to gain: the default stays.
-    assert select.probe_penalty(train, val, (1e-3, 2e-3), default=2e-3) == 2e-3
+    assert choose.probe_penalty(train, val, (1e-3, 2e-3), default=2e-3) == 2e-3
 
 
 # --- each choice re-derived by a plain computation that shares no code with it ---------------
@@ -218,9 +218,9 @@ def test_selectivity_order_is_a_hand_ranking_with_a_planted_selective_and_a_dead
     top, rest = means.max(1).values, (means.sum(1) - means.max(1).values) / 9
     si = [((t - r) / (t + r)).item() if t + r > 0 else float("-inf") for t, r in zip(top, rest)]
     expected = sorted(range(8), key=lambda u: -si[u])  # Python's sort is stable: ties keep the lower index
-    assert select.by_selectivity(model, "fc1_post", val).tolist() == expected
-    assert select.most_selective(model, "fc1_post", val) == 5 == expected[0]
-    assert select.by_selectivity(model, "fc1_post", val)[-1].item() == 2  # the dead unit comes last
+    assert choose.by_selectivity(model, "fc1_post", val).tolist() == expected
+    assert choose.most_selective(model, "fc1_post", val) == 5 == expected[0]
+    assert choose.by_selectivity(model, "fc1_post", val)[-1].item() == 2  # the dead unit comes last
 
 
 def test_pruning_orders_are_the_hand_computed_orders(data, trained):
@@ -230,14 +230,14 @@ def test_pruning_orders_are_the_hand_computed_orders(data, trained):
     norms = torch.tensor([5.0, 1.0, 4.0, 2.0, 8.0, 3.0, 7.0, 6.0])
     with torch.no_grad():
         model.fc2.weight.copy_(torch.nn.functional.normalize(model.fc2.weight, dim=0) * norms)
-    by_weights = select.pruning_order(model, "fc1_post", data.validation, by="weights")
+    by_weights = choose.pruning_order(model, "fc1_post", data.validation, by="weights")
     assert by_weights.tolist() == [1, 3, 5, 2, 0, 7, 6, 4]  # smallest outgoing weights first
     base = (model(data.validation.x).argmax(1) == data.validation.y).double().mean().item()
     cost = [base - _accuracy_with_fc1_unit_zeroed(model, data.validation, u) for u in range(8)]
-    by_effect = select.pruning_order(model, "fc1_post", data.validation, by="effect").tolist()
+    by_effect = choose.pruning_order(model, "fc1_post", data.validation, by="effect").tolist()
     assert [round(cost[u], 9) for u in by_effect] == sorted(round(c, 9) for c in cost)  # cheapest first
-    assert select.pruning_order(model, "fc1_post", data.validation, by="selectivity").tolist() == (
-        select.by_selectivity(model, "fc1_post", data.validation).tolist()
+    assert choose.pruning_order(model, "fc1_post", data.validation, by="selectivity").tolist() == (
+        choose.by_selectivity(model, "fc1_post", data.validation).tolist()
     )
 
 
@@ -255,14 +255,14 @@ def test_covering_units_are_the_round_robin_of_scikit_learns_aucs(data, trained)
         for c in sorted(range(10), key=lambda c, r=rank: -auc[ranked[c][r], c].item()):  # the clearest digit first
             if ranked[c][rank] not in chosen and len(chosen) < 4:
                 chosen.append(ranked[c][rank])
-    assert select.covering_units(trained, "fc1_post", val, k=4).tolist() == chosen
+    assert choose.covering_units(trained, "fc1_post", val, k=4).tolist() == chosen
 
 
 def test_ablation_values_are_the_held_out_mean_or_held_out_rows(data, trained):
     val = data.validation
     acts = _fc1_post_by_hand(trained, val.x)
-    torch.testing.assert_close(select.ablation_values(trained, "fc1_post", val, "mean", rows=5), acts.mean(0))
-    drawn = select.ablation_values(trained, "fc1_post", val, "resample", rows=50, seed=3)
+    torch.testing.assert_close(choose.ablation_values(trained, "fc1_post", val, "mean", rows=5), acts.mean(0))
+    drawn = choose.ablation_values(trained, "fc1_post", val, "resample", rows=50, seed=3)
     assert all(((acts - row).abs().amax(1) < 1e-5).any() for row in drawn)  # every row is a validation image's
-    assert torch.equal(drawn, select.ablation_values(trained, "fc1_post", val, "resample", rows=50, seed=3))
-    assert not torch.equal(drawn, select.ablation_values(trained, "fc1_post", val, "resample", rows=50, seed=4))
+    assert torch.equal(drawn, choose.ablation_values(trained, "fc1_post", val, "resample", rows=50, seed=3))
+    assert not torch.equal(drawn, choose.ablation_values(trained, "fc1_post", val, "resample", rows=50, seed=4))

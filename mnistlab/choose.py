@@ -26,7 +26,7 @@ from torch import nn
 
 from mnistlab import analysis, circuits, embed, probes, stats
 from mnistlab import interventions as iv
-from mnistlab.checks import check_positive_int
+from mnistlab.checks import as_units, check_positive_int
 from mnistlab.data import Split, held_out
 from mnistlab.hooks import run_with_cache
 
@@ -37,7 +37,7 @@ def activations(model: nn.Module, layer: str, split: Split) -> torch.Tensor:
     """(N, D) activations of ``layer`` on a held-out split (channels reduced to their mean)."""
     held_out(split, f"reading {layer} to choose units")
     _, cache = run_with_cache(model, split.x, names=[layer])
-    return analysis.units(cache[layer])
+    return as_units(cache[layer])
 
 
 def by_selectivity(model: nn.Module, layer: str, split: Split) -> torch.Tensor:
